@@ -1,0 +1,41 @@
+"""The HTTP API: one blueprint per resource, each with routes.py and schemas.py."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+
+
+def register_blueprints(api: Api) -> None:
+    from voucher_api.api.applications.routes import blp as applications
+    from voucher_api.api.audit.routes import blp as audit
+    from voucher_api.api.auth.routes import blp as auth
+    from voucher_api.api.entitlements.routes import blp as entitlements
+    from voucher_api.api.health.routes import blp as health
+    from voucher_api.api.identity.routes import blp as identity
+    from voucher_api.api.operators.routes import blp as operators
+    from voucher_api.api.programs.routes import blp as programs
+    from voucher_api.api.residents.routes import blp as residents
+    from voucher_api.api.rides.routes import blp as rides
+    from voucher_api.api.terminals.routes import blp as terminals
+
+    blueprints = [
+        health,
+        auth,
+        identity,
+        residents,
+        programs,
+        applications,
+        entitlements,
+        operators,
+        terminals,
+    ]
+    blueprints.append(rides)
+    import importlib.util  # TEMP until settlement routes land
+
+    if importlib.util.find_spec("voucher_api.api.settlement.routes"):
+        from voucher_api.api.settlement.routes import blp as settlement
+
+        blueprints.append(settlement)
+    blueprints.append(audit)
+    for blp in blueprints:
+        api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")

@@ -1,0 +1,102 @@
+"""Per-request plumbing: the session, the clock, the caller; role checks; the transaction."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from voucher_api.clock import Clock
+from voucher_api.config import Settings
+from voucher_api.services.errors import Forbidden, Unauthorized
+from voucher_api.services.identity import CardVerifier
+from voucher_api.services.tokens import Principal, decode_access_token
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def db() -> Session:
+    """The request's session; the request commits it when the response is a success."""
+    if "db" not in g:
+        g.db = current_app.extensions["voucher"]["session_factory"]()
+    return cast(Session, g.db)
+
+
+def clock() -> Clock:
+    return cast(Clock, current_app.extensions["voucher"]["clock"])
+
+
+def settings() -> Settings:
+    return cast(Settings, current_app.extensions["voucher"]["settings"])
+
+
+def verifier() -> CardVerifier:
+    return cast(CardVerifier, current_app.extensions["voucher"]["verifier"]())
+
+
+def current_principal() -> Principal:
+    principal = g.get("principal")
+    if principal is None:
+        raise Unauthorized("auth.required")
+    return cast(Principal, principal)
+
+
+def _authenticate() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("auth.required")
+    principal = decode_access_token(token.strip(), secret=settings().jwt_secret, now=clock().now())
+    g.principal = principal
+    return principal
+
+
+def staff_required(*roles: str) -> Callable[[F], F]:
+    """Allow staff with any of `roles` (admin always); 401 without a token, 403 with the wrong role."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            principal = _authenticate()
+            if principal.kind != "staff":
+                raise Forbidden("auth.forbidden")
+            if roles and not (principal.roles & set(roles)) and "admin" not in principal.roles:
+                raise Forbidden("auth.forbidden")
+            return fn(*args, **kwargs)
+
+        return cast(F, inner)
+
+    return wrap
+
+
+def terminal_required(fn: F) -> F:
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        if _authenticate().kind != "terminal":
+            raise Forbidden("auth.forbidden")
+        return fn(*args, **kwargs)
+
+    return cast(F, inner)
+
+
+def terminal_or_staff(*roles: str) -> Callable[[F], F]:
+    """A terminal, or staff with one of `roles` (e.g. an operator admin voiding a ride)."""
+
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            principal = _authenticate()
+            if (
+                principal.kind == "staff"
+                and not (principal.roles & set(roles))
+                and "admin" not in principal.roles
+            ):
+                raise Forbidden("auth.forbidden")
+            return fn(*args, **kwargs)
+
+        return cast(F, inner)
+
+    return wrap

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+
+from voucher_api.api.common import Base64Bytes, Id, StrictSchema
+from voucher_api.api.context import _authenticate, clock, db, settings, staff_required, verifier
+from voucher_api.api.idempotency import idempotent
+from voucher_api.models import BindingMethod
+from voucher_api.services import identity
+from voucher_api.services.errors import Forbidden
+from voucher_api.services.rides import board_context
+
+blp = Blueprint("identity", __name__, url_prefix="", description="My Number card checks and card bindings")
+
+
+class ChallengeRequestSchema(StrictSchema):
+    purpose = fields.String(required=True, validate=validate.OneOf(identity.PURPOSES))
+
+
+class ChallengeSchema(StrictSchema):
+    nonce = fields.String()
+    purpose = fields.String()
+    context = fields.String()
+    expires_at = fields.AwareDateTime()
+    message = fields.String(metadata={"description": "base64 of the exact bytes the card signs"})
+
+
+class CardProofSchema(StrictSchema):
+    certificate = Base64Bytes(required=True, metadata={"description": "user-authentication certificate, DER"})
+    chain = fields.List(Base64Bytes(), load_default=list, validate=validate.Length(max=4))
+    nonce = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    signature = Base64Bytes(load_default=None, allow_none=True, max_bytes=1024)
+
+
+class BindingRequestSchema(StrictSchema):
+    resident_id = Id(required=True)
+    card = fields.Nested(CardProofSchema, required=True)
+    replace_existing = fields.Boolean(load_default=False)
+
+
+class BindingSchema(StrictSchema):
+    id = fields.Integer()
+    resident_id = fields.Integer()
+    cert_serial = fields.String()
+    subject_serial = fields.String()
+    not_after = fields.AwareDateTime()
+    method = fields.Function(lambda b: b.method.value)
+    status = fields.Function(lambda b: b.status.value)
+    bound_at = fields.AwareDateTime()
+
+
+def proof_from(body: dict[str, Any]) -> identity.CardProof:
+    return identity.CardProof(
+        certificate=body["certificate"],
+        chain=tuple(body.get("chain") or ()),
+        nonce=body.get("nonce"),
+        signature=body.get("signature"),
+    )
+
+
+@blp.route("/card-challenges")
+class Challenges(MethodView):
+    @blp.arguments(ChallengeRequestSchema)
+    @blp.response(201, ChallengeSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Issue a single-use nonce for the card to sign (boarding: terminals; enrolment: staff)."""
+        principal = _authenticate()
+        purpose = body["purpose"]
+        if purpose == "board":
+            if principal.kind != "terminal":
+                raise Forbidden("auth.forbidden")
+            context = board_context(principal.id)
+        else:
+            if principal.kind != "staff":
+                raise Forbidden("auth.forbidden")
+            context = f"staff:{principal.id}"
+        issued = identity.issue_challenge(
+            db(),
+            purpose=purpose,
+            context=context,
+            municipality_id=principal.municipality_id,
+            now=clock().now(),
+            ttl=timedelta(seconds=settings().challenge_ttl_seconds),
+        )
+        return {
+            "nonce": issued.nonce,
+            "purpose": issued.purpose,
+            "context": issued.context,
+            "expires_at": issued.expires_at,
+            "message": base64.b64encode(issued.message).decode(),
+        }
+
+
+@blp.route("/card-bindings")
+class Bindings(MethodView):
+    @staff_required("counter", "mobile_office")
+    @idempotent()
+    @blp.arguments(BindingRequestSchema)
+    @blp.response(201, BindingSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any]) -> Any:
+        """Bind a resident's card: the user certificate, proven with the PIN over a staff challenge."""
+        principal = _authenticate()
+        now = clock().now()
+        card = identity.prove_card(
+            db(),
+            verifier(),
+            proof_from(body["card"]),
+            purpose="bind",
+            context=f"staff:{principal.id}",
+            now=now,
+        )
+        return identity.bind_card(
+            db(),
+            resident_id=body["resident_id"],
+            municipality_id=principal.municipality_id,
+            card=card,
+            method=BindingMethod.PIN_SIGNATURE,
+            staff_id=principal.id,
+            now=now,
+            replace_existing=body["replace_existing"],
+        )

@@ -1,0 +1,120 @@
+"""One error shape for every failure: RFC 9457 problem details with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, request
+from sqlalchemy.exc import IntegrityError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+from voucher_api.services.errors import MESSAGES, DomainError
+
+log = logging.getLogger(__name__)
+
+HTTP_CODES = {
+    400: "request.malformed",
+    401: "auth.required",
+    403: "auth.forbidden",
+    404: "not_found",
+    405: "request.method_not_allowed",
+    409: "conflict",
+    413: "request.too_large",
+    415: "request.unsupported_media_type",
+    422: "validation",
+    429: "request.too_many",
+}
+HTTP_TITLES = {
+    "request.malformed": ("リクエストの形式が正しくありません。", "The request is malformed."),
+    "request.method_not_allowed": ("この操作はできません。", "Method not allowed."),
+    "request.too_large": ("リクエストが大きすぎます。", "The request is too large."),
+    "request.unsupported_media_type": ("JSON で送ってください。", "Send JSON."),
+    "request.too_many": ("しばらくしてからお試しください。", "Too many requests."),
+    "internal": (
+        "システムで問題が起きました。時間をおいてお試しください。",
+        "Something went wrong on our side.",
+    ),
+    "unavailable": ("一時的に利用できません。", "Temporarily unavailable."),
+}
+
+
+def language() -> str:
+    """Japanese unless the client prefers English."""
+    best = request.accept_languages.best_match(["ja", "en"], default="ja")
+    return best or "ja"
+
+
+def title_for(code: str, lang: str) -> str:
+    ja, en = MESSAGES.get(code) or HTTP_TITLES.get(code) or (code, code)
+    return en if lang == "en" else ja
+
+
+def problem(status: int, code: str, *, detail: Any = None, **extra: Any) -> Response:
+    lang = language()
+    body: dict[str, Any] = {
+        "type": f"https://taxi-vouchers.example/problems/{code}",
+        "title": title_for(code, lang),
+        "status": status,
+        "code": code,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=status, mimetype="application/problem+json"
+    )
+    response.headers["Content-Language"] = lang
+    return response
+
+
+def register(app: Flask) -> None:
+    """Install the handlers; every error leaves as application/problem+json."""
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Response:
+        params = {
+            k: v for k, v in exc.params.items() if isinstance(v, str | int | float | bool | dict | list)
+        }
+        return problem(exc.status, exc.code, **params)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = HTTP_CODES.get(status, "request.malformed" if status < 500 else "internal")
+        data = getattr(exc, "data", None) or {}
+        messages = data.get("messages") if isinstance(data, dict) else None
+        if messages:
+            # webargs nests by location (json, query, headers): surface the fields themselves.
+            errors: dict[str, Any] = {}
+            for location, fields in messages.items():
+                if isinstance(fields, dict):
+                    errors.update(fields)
+                else:
+                    errors[location] = fields
+            if status == 400 and "json" in messages and not isinstance(messages["json"], dict):
+                return problem(400, "request.malformed", errors=errors)
+            return problem(422 if status in (400, 422) else status, "validation", errors=errors)
+        response = problem(status, code)
+        if status == 405 and exc.get_response().headers.get("Allow"):
+            response.headers["Allow"] = exc.get_response().headers["Allow"]
+        return response
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(exc: IntegrityError) -> Response:
+        log.info("integrity conflict: %s", type(exc.orig).__name__)
+        return problem(409, "conflict")
+
+    @app.errorhandler(OperationalError)
+    def _operational(exc: OperationalError) -> Response:
+        log.warning("database unavailable: %s", type(exc.orig).__name__)
+        return problem(503, "unavailable")
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(_exc: RecursionError) -> Response:
+        return problem(400, "request.malformed", detail="nesting too deep")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "internal")

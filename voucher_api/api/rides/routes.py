@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from voucher_api.api.common import StrictSchema
+from voucher_api.api.context import _authenticate, clock, db, terminal_or_staff, terminal_required, verifier
+from voucher_api.api.idempotency import idempotency_key
+from voucher_api.api.identity.routes import CardProofSchema, proof_from
+from voucher_api.models import Driver, Ride
+from voucher_api.services import rides
+from voucher_api.services.errors import Conflict, DomainError, NotFound
+
+blp = Blueprint("rides", __name__, url_prefix="/rides", description="Boarding, fare at alighting, void")
+
+
+class BoardRequestSchema(StrictSchema):
+    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**53))
+    card = fields.Nested(CardProofSchema, required=True)
+    driver_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 20))
+    trip_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+
+
+class FareRequestSchema(StrictSchema):
+    meter_fare = fields.Integer(required=True, strict=True, validate=validate.Range(0, 1_000_000))
+
+
+class VoidRequestSchema(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, 200))
+
+
+class RideSchema(StrictSchema):
+    ride_id = fields.Integer()
+    status = fields.String()
+    given_name = fields.String()
+    age_band = fields.String()
+    program_name = fields.String()
+    unit = fields.String()
+    balance = fields.Integer()
+    units_held = fields.Integer()
+    boarded_at = fields.AwareDateTime()
+    meter_fare = fields.Integer(allow_none=True)
+    subsidy = fields.Integer(allow_none=True)
+    rider_share = fields.Integer(allow_none=True, metadata={"description": "what the rider pays"})
+    replayed = fields.Boolean()
+
+
+@blp.route("")
+class Rides(MethodView):
+    @terminal_required
+    @blp.arguments(BoardRequestSchema)
+    @blp.response(201, RideSchema)
+    @blp.alt_response(200, schema=RideSchema, description="a retry: the first ride, unchanged")
+    @blp.doc(
+        security=[{"bearer": []}], parameters=[{"in": "header", "name": "Idempotency-Key", "required": True}]
+    )
+    def post(self, body: dict[str, Any]) -> Any:
+        """Board: prove the card, consume the entitlement, record the ride. Retries return the first ride."""
+        terminal = _authenticate()
+        key = idempotency_key(required=True)
+        assert key is not None
+        session = db()
+        existing = rides.find_by_key(session, terminal_id=terminal.id, idempotency_key=key)
+        if existing is not None:
+            return existing.as_dict(), 200
+        driver_id = None
+        if body["driver_code"]:
+            driver_id = session.scalar(
+                select(Driver.id).where(
+                    Driver.operator_id == terminal.operator_id, Driver.code == body["driver_code"]
+                )
+            )
+            if driver_id is None:
+                raise NotFound("not_found", field="driver_code")
+        request = rides.BoardRequest(
+            idempotency_key=key,
+            sequence=body["sequence"],
+            proof=proof_from(body["card"]),
+            driver_id=driver_id,
+            trip_ref=body["trip_ref"],
+        )
+        try:
+            ride = rides.board(session, verifier(), terminal, request, clock().now())
+            session.flush()
+        except (IntegrityError, DomainError) as exc:
+            # A concurrent retry with the same key may have won: answer with its ride.
+            session.rollback()
+            existing = rides.find_by_key(session, terminal_id=terminal.id, idempotency_key=key)
+            if existing is not None:
+                return existing.as_dict(), 200
+            if isinstance(exc, IntegrityError):
+                raise Conflict("ride.sequence_reused") from exc
+            raise
+        return ride.as_dict()
+
+
+@blp.route("/<int:ride_id>")
+class RideById(MethodView):
+    @terminal_or_staff("operator_admin", "counter", "finance", "auditor")
+    @blp.response(200, RideSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def get(self, ride_id: int) -> Any:
+        """One ride as the terminal shows it."""
+        principal = _authenticate()
+        owner = db().execute(select(Ride.municipality_id, Ride.operator_id).where(Ride.id == ride_id)).first()
+        if (
+            owner is None
+            or owner.municipality_id != principal.municipality_id
+            or (principal.kind == "terminal" and owner.operator_id != principal.operator_id)
+        ):
+            raise NotFound("ride.not_found")
+        view = rides.view(db(), ride_id)
+        return view.as_dict()
+
+
+@blp.route("/<int:ride_id>/fare")
+class Fare(MethodView):
+    @terminal_required
+    @blp.arguments(FareRequestSchema)
+    @blp.response(200, RideSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any], ride_id: int) -> Any:
+        """Alighting: the meter fare; returns what the rider pays. The same fare again returns the same."""
+        return rides.complete(
+            db(), _authenticate(), ride_id=ride_id, meter_fare=body["meter_fare"], now=clock().now()
+        ).as_dict()
+
+
+@blp.route("/<int:ride_id>/void")
+class Void(MethodView):
+    @terminal_or_staff("operator_admin")
+    @blp.arguments(VoidRequestSchema)
+    @blp.response(200, RideSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any], ride_id: int) -> Any:
+        """Void a ride within the program's window (operator admins: before settlement)."""
+        return rides.void(
+            db(), _authenticate(), ride_id=ride_id, reason=body["reason"], now=clock().now()
+        ).as_dict()

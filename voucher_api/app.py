@@ -1,0 +1,112 @@
+"""The application factory. Nothing connects or reads settings at import time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, g
+from flask_smorest import Api
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from voucher_api.api import problems
+from voucher_api.clock import Clock, SystemClock
+from voucher_api.config import Settings
+from voucher_api.db import make_engine, make_session_factory
+from voucher_api.services.identity import CardVerifier
+from voucher_api.tasks_client import CeleryTaskSender, TaskSender
+
+log = logging.getLogger(__name__)
+
+
+def _lazy_verifier(settings: Settings) -> Any:
+    """Build the card verifier once, on first use (the CA file may be created after the app starts)."""
+    lock = threading.Lock()
+    built: list[CardVerifier] = []
+
+    def get() -> CardVerifier:
+        if not built:
+            with lock:
+                if not built:
+                    path = settings.card_trust_anchor_path
+                    if path is None or not Path(path).exists():
+                        raise RuntimeError(f"card trust anchor not found: {path} (set CARD_TRUST_ANCHOR)")
+                    built.append(CardVerifier.from_pem(Path(path).read_bytes()))
+        return built[0]
+
+    return get
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: sessionmaker[Session] | None = None,
+    clock: Clock | None = None,
+    verifier: CardVerifier | None = None,
+    task_sender: TaskSender | None = None,
+) -> Flask:
+    """Build the API. Tests pass their own session factory, clock, verifier and task sender."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Taxi vouchers API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=256 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    if session_factory is None:
+        session_factory = make_session_factory(make_engine(settings.database_url))
+    app.extensions["voucher"] = {
+        "settings": settings,
+        "session_factory": session_factory,
+        "clock": clock or SystemClock(),
+        "verifier": (lambda: verifier) if verifier is not None else _lazy_verifier(settings),
+        "tasks": task_sender or CeleryTaskSender(settings.celery_broker_url),
+    }
+
+    api = Api(app, spec_kwargs={"servers": [{"url": "/"}]})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    from voucher_api.api import register_blueprints
+
+    register_blueprints(api)
+    problems.register(app)
+    _install_transaction(app)
+    from voucher_api.api.docs import register_docs
+
+    register_docs(app)
+    return app
+
+
+def _install_transaction(app: Flask) -> None:
+    """The request owns the transaction: commit on success, roll back otherwise, always close."""
+
+    @app.after_request
+    def _commit(response: Response) -> Response:
+        session: Session | None = g.pop("db", None)
+        if session is None:
+            return response
+        try:
+            if response.status_code < 400:
+                session.commit()
+            else:
+                session.rollback()
+        except IntegrityError:
+            session.rollback()
+            return problems.problem(409, "conflict")
+        finally:
+            session.close()
+        return response
+
+    @app.teardown_request
+    def _close(_exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db", None)
+        if session is not None:
+            session.rollback()
+            session.close()

@@ -1,0 +1,69 @@
+"""All tables of the system. Importing this package registers every model on `Base.metadata`."""
+
+from voucher_api.models.audit import AuditEntry
+from voucher_api.models.entitlements import (
+    Entitlement,
+    EntitlementStatus,
+    EntitlementUnit,
+    LedgerEntry,
+    LedgerKind,
+)
+from voucher_api.models.idempotency import IdempotencyRecord
+from voucher_api.models.identity import BindingMethod, BindingStatus, CardBinding, CardChallenge
+from voucher_api.models.municipality import District, Municipality, StaffRole, StaffUser
+from voucher_api.models.operators import Driver, Operator, Terminal, TerminalStatus, Vehicle
+from voucher_api.models.programs import (
+    Application,
+    ApplicationChannel,
+    ApplicationStatus,
+    Program,
+    ProgramExclusion,
+)
+from voucher_api.models.residents import Resident, ResidentStatus
+from voucher_api.models.rides import Ride, RideStatus
+from voucher_api.models.settlement import (
+    RunStatus,
+    SettlementRun,
+    Statement,
+    StatementLine,
+    StatementLineKind,
+    StatementStatus,
+)
+
+__all__ = [
+    "Application",
+    "ApplicationChannel",
+    "ApplicationStatus",
+    "AuditEntry",
+    "BindingMethod",
+    "BindingStatus",
+    "CardBinding",
+    "CardChallenge",
+    "District",
+    "Driver",
+    "Entitlement",
+    "EntitlementStatus",
+    "EntitlementUnit",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "LedgerKind",
+    "Municipality",
+    "Operator",
+    "Program",
+    "ProgramExclusion",
+    "Resident",
+    "ResidentStatus",
+    "Ride",
+    "RideStatus",
+    "RunStatus",
+    "SettlementRun",
+    "StaffRole",
+    "StaffUser",
+    "Statement",
+    "StatementLine",
+    "StatementLineKind",
+    "StatementStatus",
+    "Terminal",
+    "TerminalStatus",
+    "Vehicle",
+]

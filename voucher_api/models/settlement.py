@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from voucher_api.db import Base, BigId, UTCDateTime
+from voucher_api.models._types import str_enum
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class SettlementRun(Base):
+    """One attempt to close a month. At most one queued or running run per period (the period lock)."""
+
+    __tablename__ = "settlement_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), index=True)
+    period: Mapped[date] = mapped_column(Date)  # first day of the month, Japan time
+    status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus, "run_status"))
+    trigger: Mapped[str] = mapped_column(String(20))  # api | cli | beat
+    requested_by: Mapped[str] = mapped_column(String(64))
+    operators_total: Mapped[int] = mapped_column(Integer, default=0)
+    operators_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (
+        Index(
+            "uq_settlement_runs_active_period",
+            "municipality_id",
+            "period",
+            unique=True,
+            postgresql_where=text("status IN ('queued', 'running')"),
+            sqlite_where=text("status IN ('queued', 'running')"),
+        ),
+    )
+
+
+class StatementStatus(enum.StrEnum):
+    DRAFT = "draft"
+    CONFIRMED = "confirmed"
+    APPROVED = "approved"
+    PAID = "paid"
+
+
+class Statement(Base):
+    """One operator's monthly claim. Once confirmed it never changes; corrections go to a later period."""
+
+    __tablename__ = "statements"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), index=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id"))
+    period: Mapped[date] = mapped_column(Date)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[StatementStatus] = mapped_column(str_enum(StatementStatus, "statement_status"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("settlement_runs.id"), default=None)
+    ride_count: Mapped[int] = mapped_column(Integer, default=0)
+    fare_total: Mapped[int] = mapped_column(Integer, default=0)
+    rider_share_total: Mapped[int] = mapped_column(Integer, default=0)
+    subsidy_total: Mapped[int] = mapped_column(Integer, default=0)
+    adjustment_total: Mapped[int] = mapped_column(Integer, default=0)
+    amount_due: Mapped[int] = mapped_column(Integer, default=0)
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (
+        UniqueConstraint("operator_id", "period"),
+        CheckConstraint("approved_by_id IS NULL OR approved_by_id <> confirmed_by_id", name="four_eyes"),
+        CheckConstraint("amount_due = subsidy_total + adjustment_total", name="amount_due_adds_up"),
+    )
+
+
+class StatementLineKind(enum.StrEnum):
+    RIDE = "ride"
+    PRIOR_PERIOD = "prior_period"  # a ride synced after its month was closed
+    OFFLINE_CONFLICT = "offline_conflict"
+    FARELESS = "fareless"  # no fare entered in time; settled by the program's rule
+    ADJUSTMENT = "adjustment"
+
+
+class StatementLine(Base):
+    __tablename__ = "statement_lines"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    line_no: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[StatementLineKind] = mapped_column(str_enum(StatementLineKind, "statement_line_kind"))
+    ride_id: Mapped[int | None] = mapped_column(ForeignKey("rides.id"), unique=True, default=None)
+    boarded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("programs.id"), default=None)
+    vehicle_id: Mapped[int | None] = mapped_column(ForeignKey("vehicles.id"), default=None)
+    meter_fare: Mapped[int] = mapped_column(Integer, default=0)
+    rider_share: Mapped[int] = mapped_column(Integer, default=0)
+    subsidy_amount: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (UniqueConstraint("statement_id", "line_no"),)
