@@ -36,7 +36,9 @@ def city(session: Session) -> City:
         counter=f.staff_user(session, mun, StaffRole.COUNTER, username="madoguchi"),
         finance=f.staff_user(session, mun, StaffRole.FINANCE, username="keiri"),
         approver=f.staff_user(session, mun, StaffRole.FINANCE_APPROVER, username="shonin"),
-        operator_admin=f.staff_user(session, mun, StaffRole.OPERATOR_ADMIN, username="jigyosha", operator_id=op.id),
+        operator_admin=f.staff_user(
+            session, mun, StaffRole.OPERATOR_ADMIN, username="jigyosha", operator_id=op.id
+        ),
         program=f.program(session, mun, code="elderly"),
         terminal=f.enrolled_terminal(session, mun, vehicle),
         operator_id=op.id,
@@ -63,11 +65,15 @@ def rider(session: Session, city: City, card_factory: Any, verifier: Any) -> Rid
     return Rider(person, ent, card)
 
 
-def board(client: FlaskClient, city: City, card: Path, *, key: str, token: str | None = None, **extra: Any) -> Any:
+def board(
+    client: FlaskClient, city: City, card: Path, *, key: str, token: str | None = None, **extra: Any
+) -> Any:
     """The terminal's boarding: a challenge, the card's signature, the ride."""
     now = client.application.extensions["voucher"]["clock"].now()
     token = token or city.terminal.token(client, now)
-    challenge = client.post("/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)).get_json()
+    challenge = client.post(
+        "/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)
+    ).get_json()
     import base64
 
     proof = f.card_proof(card, message=base64.b64decode(challenge["message"]), nonce=challenge["nonce"])

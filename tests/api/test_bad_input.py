@@ -50,7 +50,9 @@ def test_malformed_application_is_a_4xx_problem_and_writes_nothing(
 ) -> None:
     before = counts(session)
     if isinstance(body, str):
-        r = client.post("/api/v1/applications", data=body, content_type="application/json", headers=counter_headers)
+        r = client.post(
+            "/api/v1/applications", data=body, content_type="application/json", headers=counter_headers
+        )
     else:
         r = client.post("/api/v1/applications", json=body, headers=counter_headers)
     assert 400 <= r.status_code < 500, (label, r.status_code, r.data[:200])
@@ -60,7 +62,9 @@ def test_malformed_application_is_a_4xx_problem_and_writes_nothing(
 
 
 @pytest.mark.parametrize(
-    "fare", [-1, 1_000_001, 10**20, "1000", 12.5, None, True], ids=["neg", "big", "huge", "str", "float", "null", "bool"]
+    "fare",
+    [-1, 1_000_001, 10**20, "1000", 12.5, None, True],
+    ids=["neg", "big", "huge", "str", "float", "null", "bool"],
 )
 def test_bad_fares_are_refused_and_the_ride_stays_open(
     client: FlaskClient, session: Session, city: City, rider: Rider, fare: Any
@@ -85,7 +89,11 @@ def test_missing_token_is_401(client: FlaskClient, city: City) -> None:
 def test_wrong_role_is_403_and_writes_nothing(client: FlaskClient, session: Session, city: City) -> None:
     before = counts(session)
     headers = {**f.bearer(f.staff_token(client, "keiri")), "Idempotency-Key": "k"}
-    r = client.post("/api/v1/applications", json={"resident_id": 1, "program_id": 1, "channel": "counter"}, headers=headers)
+    r = client.post(
+        "/api/v1/applications",
+        json={"resident_id": 1, "program_id": 1, "channel": "counter"},
+        headers=headers,
+    )
     assert r.status_code == 403
     assert counts(session) == before
 
@@ -97,7 +105,9 @@ def test_staff_token_cannot_board(client: FlaskClient, city: City) -> None:
 
 def test_boarding_without_idempotency_key_is_refused(client: FlaskClient, city: City) -> None:
     token = city.terminal.token(client, f.NOW)
-    r = client.post("/api/v1/rides", json={"sequence": 1, "card": {"certificate": "AAAA"}}, headers=f.bearer(token))
+    r = client.post(
+        "/api/v1/rides", json={"sequence": 1, "card": {"certificate": "AAAA"}}, headers=f.bearer(token)
+    )
     assert r.status_code == 400
     assert r.get_json()["code"] == "idempotency.key_required"
 
@@ -114,11 +124,22 @@ def test_garbage_certificate_is_refused_cleanly(client: FlaskClient, city: City)
 
 
 TOKEN_FORGERIES: list[tuple[str, Callable[[str], str]]] = [
-    ("alg none", lambda secret: jwt.encode({"sub": "staff:1", "typ": "staff", "mun": 1}, None, algorithm="none")),
+    (
+        "alg none",
+        lambda secret: jwt.encode({"sub": "staff:1", "typ": "staff", "mun": 1}, None, algorithm="none"),
+    ),
     (
         "wrong secret",
         lambda secret: jwt.encode(
-            {"sub": "staff:1", "typ": "staff", "mun": 1, "aud": "voucher-api", "iat": 1, "exp": 4102444800, "roles": ["admin"]},
+            {
+                "sub": "staff:1",
+                "typ": "staff",
+                "mun": 1,
+                "aud": "voucher-api",
+                "iat": 1,
+                "exp": 4102444800,
+                "roles": ["admin"],
+            },
             "not-the-secret-" + "y" * 70,
             algorithm="HS256",
         ),
@@ -127,7 +148,15 @@ TOKEN_FORGERIES: list[tuple[str, Callable[[str], str]]] = [
     (
         "expired",
         lambda secret: jwt.encode(
-            {"sub": "staff:1", "typ": "staff", "mun": 1, "aud": "voucher-api", "iat": 1, "exp": 2, "roles": ["admin"]},
+            {
+                "sub": "staff:1",
+                "typ": "staff",
+                "mun": 1,
+                "aud": "voucher-api",
+                "iat": 1,
+                "exp": 2,
+                "roles": ["admin"],
+            },
             secret,
             algorithm="HS256",
         ),
@@ -166,7 +195,9 @@ def test_unknown_path_and_method_are_problems(client: FlaskClient) -> None:
 
 
 def test_english_is_available(client: FlaskClient) -> None:
-    r = client.post("/api/v1/auth/token", json={"username": "x", "password": "y"}, headers={"Accept-Language": "en"})
+    r = client.post(
+        "/api/v1/auth/token", json={"username": "x", "password": "y"}, headers={"Accept-Language": "en"}
+    )
     assert r.get_json()["title"] == "Wrong username or password."
 
 

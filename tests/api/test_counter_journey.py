@@ -19,7 +19,9 @@ def sign_in(client: FlaskClient, username: str) -> dict[str, str]:
     return f.bearer(f.staff_token(client, username))
 
 
-def bind_through_api(client: FlaskClient, headers: dict[str, str], resident_id: int, card: Any, **extra: Any) -> Any:
+def bind_through_api(
+    client: FlaskClient, headers: dict[str, str], resident_id: int, card: Any, **extra: Any
+) -> Any:
     challenge = client.post("/api/v1/card-challenges", json={"purpose": "bind"}, headers=headers).get_json()
     proof = f.card_proof(card, message=base64.b64decode(challenge["message"]), nonce=challenge["nonce"])
     return client.post(
@@ -76,7 +78,12 @@ def test_too_young_resident_is_rejected_with_reasons_and_gets_nothing(
     session.commit()
     r = client.post(
         "/api/v1/applications",
-        json={"resident_id": person.id, "program_id": city.program.id, "channel": "counter", "staff_attested": True},
+        json={
+            "resident_id": person.id,
+            "program_id": city.program.id,
+            "channel": "counter",
+            "staff_attested": True,
+        },
         headers={**sign_in(client, "madoguchi"), "Idempotency-Key": "app-young"},
     )
     assert r.status_code == 201
@@ -87,14 +94,18 @@ def test_too_young_resident_is_rejected_with_reasons_and_gets_nothing(
     assert session.scalar(select(func.count()).select_from(Entitlement)) == 0
 
 
-def test_mutually_exclusive_programs_cannot_both_be_granted(client: FlaskClient, session: Session, city: City) -> None:
+def test_mutually_exclusive_programs_cannot_both_be_granted(
+    client: FlaskClient, session: Session, city: City
+) -> None:
     other = f.program(
         session,
         city.mun,
         code="disability",
         excludes=[city.program],
         rules={
-            "eligibility": [{"type": "disability", "certificates": [{"kind": "physical", "grades": ["1", "2"]}]}],
+            "eligibility": [
+                {"type": "disability", "certificates": [{"kind": "physical", "grades": ["1", "2"]}]}
+            ],
             "subsidy": {"formula": "fixed_copay", "copay": 500},
             "grant": {"unit": "ride", "amount": 36},
         },
@@ -109,14 +120,22 @@ def test_mutually_exclusive_programs_cannot_both_be_granted(client: FlaskClient,
     )
     assert r.get_json()["application"]["status"] == "rejected"
     exclusion = [x for x in r.get_json()["application"]["reasons"] if x["rule"] == "exclusion"]
-    assert exclusion and "併用できません" in exclusion[0]["ja"]
+    assert exclusion
+    assert "併用できません" in exclusion[0]["ja"]
 
 
-def test_retried_application_returns_the_first_decision(client: FlaskClient, session: Session, city: City) -> None:
+def test_retried_application_returns_the_first_decision(
+    client: FlaskClient, session: Session, city: City
+) -> None:
     person = f.resident(session, city.mun)
     session.commit()
     headers = {**sign_in(client, "madoguchi"), "Idempotency-Key": "same-key"}
-    body = {"resident_id": person.id, "program_id": city.program.id, "channel": "counter", "staff_attested": True}
+    body = {
+        "resident_id": person.id,
+        "program_id": city.program.id,
+        "channel": "counter",
+        "staff_attested": True,
+    }
     first = client.post("/api/v1/applications", json=body, headers=headers)
     again = client.post("/api/v1/applications", json=body, headers=headers)
     assert first.status_code == again.status_code == 201
@@ -125,7 +144,9 @@ def test_retried_application_returns_the_first_decision(client: FlaskClient, ses
     assert session.scalar(select(func.count()).select_from(Entitlement)) == 1
 
 
-def test_application_without_identity_check_is_refused(client: FlaskClient, session: Session, city: City) -> None:
+def test_application_without_identity_check_is_refused(
+    client: FlaskClient, session: Session, city: City
+) -> None:
     person = f.resident(session, city.mun)
     session.commit()
     r = client.post(
@@ -151,7 +172,9 @@ def test_card_bound_to_someone_else_is_refused(
     assert session.scalar(select(func.count()).select_from(CardBinding)) == 1
 
 
-def test_eligibility_lists_every_program_with_reasons(client: FlaskClient, session: Session, city: City) -> None:
+def test_eligibility_lists_every_program_with_reasons(
+    client: FlaskClient, session: Session, city: City
+) -> None:
     person = f.resident(session, city.mun, car_licence="held")
     session.commit()
     r = client.get(f"/api/v1/residents/{person.id}/eligibility", headers=sign_in(client, "madoguchi"))

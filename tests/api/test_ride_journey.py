@@ -26,7 +26,9 @@ def test_terminal_enrols_once_with_its_code_and_signs_in_with_its_key(
     assert created.status_code == 201
     code = created.get_json()["enrolment_code"]
     key = Ed25519PrivateKey.generate()
-    enrolled = client.post("/api/v1/terminals/enrol", json={"enrolment_code": code, "public_key": f.public_key_b64(key)})
+    enrolled = client.post(
+        "/api/v1/terminals/enrol", json={"enrolment_code": code, "public_key": f.public_key_b64(key)}
+    )
     assert enrolled.status_code == 201
     again = client.post(
         "/api/v1/terminals/enrol",
@@ -52,10 +54,13 @@ def test_boarding_consumes_one_ride_and_fare_splits_per_formula(
     ride = r.get_json()
     assert ride["status"] == "boarded"
     assert ride["balance"] == 23
-    assert ride["given_name"] == "花子" and ride["age_band"] == "80代"
+    assert ride["given_name"] == "花子"
+    assert ride["age_band"] == "80代"
 
     token = city.terminal.token(client, f.NOW)
-    fare = client.post(f"/api/v1/rides/{ride['ride_id']}/fare", json={"meter_fare": 1840}, headers=f.bearer(token))
+    fare = client.post(
+        f"/api/v1/rides/{ride['ride_id']}/fare", json={"meter_fare": 1840}, headers=f.bearer(token)
+    )
     assert fare.status_code == 200
     assert (fare.get_json()["subsidy"], fare.get_json()["rider_share"]) == (920, 920)
     assert ledger_sum(session, rider.entitlement.id) == 23
@@ -74,7 +79,9 @@ def test_retried_boarding_returns_the_first_ride_and_changes_nothing(
     assert session.scalar(select(Entitlement.balance).where(Entitlement.id == rider.entitlement.id)) == 23
 
 
-def test_reused_sequence_number_with_a_new_key_is_a_conflict(client: FlaskClient, city: City, rider: Rider) -> None:
+def test_reused_sequence_number_with_a_new_key_is_a_conflict(
+    client: FlaskClient, city: City, rider: Rider
+) -> None:
     assert board(client, city, rider.card, key="a", sequence=3).status_code == 201
     r = board(client, city, rider.card, key="b", sequence=3)
     assert r.status_code == 409
@@ -140,38 +147,54 @@ def test_challenge_cannot_be_replayed(client: FlaskClient, city: City, rider: Ri
     import base64
 
     token = city.terminal.token(client, f.NOW)
-    challenge = client.post("/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)).get_json()
+    challenge = client.post(
+        "/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)
+    ).get_json()
     proof = f.card_proof(rider.card, message=base64.b64decode(challenge["message"]), nonce=challenge["nonce"])
     first = client.post(
-        "/api/v1/rides", json={"sequence": 1, "card": proof}, headers=f.bearer(token, **{"Idempotency-Key": "k1"})
+        "/api/v1/rides",
+        json={"sequence": 1, "card": proof},
+        headers=f.bearer(token, **{"Idempotency-Key": "k1"}),
     )
     assert first.status_code == 201
     second = client.post(
-        "/api/v1/rides", json={"sequence": 2, "card": proof}, headers=f.bearer(token, **{"Idempotency-Key": "k2"})
+        "/api/v1/rides",
+        json={"sequence": 2, "card": proof},
+        headers=f.bearer(token, **{"Idempotency-Key": "k2"}),
     )
     assert second.get_json()["code"] == "challenge.replayed"
 
 
-def test_expired_challenge_is_refused(client: FlaskClient, city: City, rider: Rider, clock: FixedClock) -> None:
+def test_expired_challenge_is_refused(
+    client: FlaskClient, city: City, rider: Rider, clock: FixedClock
+) -> None:
     import base64
 
     token = city.terminal.token(client, clock.now())
-    challenge = client.post("/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)).get_json()
+    challenge = client.post(
+        "/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)
+    ).get_json()
     proof = f.card_proof(rider.card, message=base64.b64decode(challenge["message"]), nonce=challenge["nonce"])
     clock.advance(timedelta(minutes=5))
     token = city.terminal.token(client, clock.now())
     r = client.post(
-        "/api/v1/rides", json={"sequence": 1, "card": proof}, headers=f.bearer(token, **{"Idempotency-Key": "k"})
+        "/api/v1/rides",
+        json={"sequence": 1, "card": proof},
+        headers=f.bearer(token, **{"Idempotency-Key": "k"}),
     )
     assert r.get_json()["code"] == "challenge.expired"
 
 
 def test_signature_over_other_bytes_is_refused(client: FlaskClient, city: City, rider: Rider) -> None:
     token = city.terminal.token(client, f.NOW)
-    challenge = client.post("/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)).get_json()
+    challenge = client.post(
+        "/api/v1/card-challenges", json={"purpose": "board"}, headers=f.bearer(token)
+    ).get_json()
     proof = f.card_proof(rider.card, message=b"something else", nonce=challenge["nonce"])
     r = client.post(
-        "/api/v1/rides", json={"sequence": 1, "card": proof}, headers=f.bearer(token, **{"Idempotency-Key": "k"})
+        "/api/v1/rides",
+        json={"sequence": 1, "card": proof},
+        headers=f.bearer(token, **{"Idempotency-Key": "k"}),
     )
     assert r.status_code == 401
     assert r.get_json()["code"] == "signature.invalid"

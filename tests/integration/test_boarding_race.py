@@ -56,7 +56,11 @@ def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
                 now=f.NOW,
                 ttl=timedelta(minutes=5),
             )
-            proofs.append(identity.CardProof(cert, chain, issued.nonce, reader.sign_with_user_key(issued.message, "1234")))
+            proofs.append(
+                identity.CardProof(
+                    cert, chain, issued.nonce, reader.sign_with_user_key(issued.message, "1234")
+                )
+            )
         s.commit()
         entitlement_id = ent.id
 
@@ -92,7 +96,9 @@ def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
     assert outcomes.count("boarded") == 1
     assert set(outcomes) == {"boarded", "entitlement.exhausted"}
     with factory() as s:
-        assert s.scalar(select(func.count()).select_from(Ride).where(Ride.entitlement_id == entitlement_id)) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(Ride).where(Ride.entitlement_id == entitlement_id)) == 1
+        )
         assert s.scalar(select(Entitlement.balance).where(Entitlement.id == entitlement_id)) == 0
         assert ledger_sum(s, entitlement_id) == 0
     engine.dispose()
