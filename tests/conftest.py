@@ -188,7 +188,7 @@ def card_factory(issuer: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
             issuer.issue_card(
                 holder,
                 pin=pin,
-                password=password if kind != "face" else None,
+                password=password if kind != "face_recognition" else None,
                 kind=kind,
                 out=out,
                 now=datetime(2026, 4, 1, tzinfo=UTC),

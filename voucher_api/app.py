@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from flask import Flask, Response, g
 from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +19,7 @@ from voucher_api.clock import Clock, SystemClock
 from voucher_api.config import Settings
 from voucher_api.db import make_engine, make_session_factory
 from voucher_api.services.identity import CardVerifier
+from voucher_api.services.revocation import OcspCrlChecker
 from voucher_api.tasks_client import CeleryTaskSender, TaskSender
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,11 @@ def _lazy_verifier(settings: Settings) -> Any:
                     path = settings.card_trust_anchor_path
                     if path is None or not Path(path).exists():
                         raise RuntimeError(f"card trust anchor not found: {path} (set CARD_TRUST_ANCHOR)")
-                    built.append(CardVerifier.from_pem(Path(path).read_bytes()))
+                    checker = OcspCrlChecker(
+                        httpx.Client(timeout=settings.ocsp_timeout_seconds),
+                        cache_for=timedelta(seconds=settings.revocation_cache_seconds),
+                    )
+                    built.append(CardVerifier.from_pem(Path(path).read_bytes(), checker))
         return built[0]
 
     return get

@@ -9,7 +9,7 @@ from flask import Flask, Response, json, request
 from sqlalchemy.exc import IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from voucher_api.services.errors import MESSAGES, DomainError
+from voucher_api.services.errors import MESSAGES, DomainError, message_for
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,10 @@ def language() -> str:
     return best or "ja"
 
 
-def title_for(code: str, lang: str) -> str:
-    ja, en = MESSAGES.get(code) or HTTP_TITLES.get(code) or (code, code)
+def title_for(code: str, lang: str, **params: Any) -> str:
+    if code in MESSAGES:
+        return message_for(code, lang, **params)
+    ja, en = HTTP_TITLES.get(code) or (code, code)
     return en if lang == "en" else ja
 
 
@@ -54,7 +56,7 @@ def problem(status: int, code: str, *, detail: Any = None, **extra: Any) -> Resp
     lang = language()
     body: dict[str, Any] = {
         "type": f"https://taxi-vouchers.example/problems/{code}",
-        "title": title_for(code, lang),
+        "title": title_for(code, lang, **extra),
         "status": status,
         "code": code,
     }

@@ -74,6 +74,22 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "This program requires the PIN; tap-only use is not allowed.",
     ),
     "resident.not_found": ("住民が見つかりません。", "Resident not found."),
+    "enrolment.facts_mismatch": (
+        "カードの記載事項が住民票の記録と一致しません。住所や氏名の変更手続きがお済みか確認してください。",
+        "The card's facts do not match the resident registry (a change of address or name may be pending).",
+    ),
+    "card.revocation_unknown": (
+        "カードの失効確認ができませんでした。しばらくしてからお試しください。",
+        "The card's revocation status could not be checked. Please try again shortly.",
+    ),
+    "pin.wrong": (
+        "暗証番号が違います。あと{tries_left}回間違えるとロックされます。",
+        "Wrong PIN. {tries_left} tries left before the card locks.",
+    ),
+    "pin.locked": (
+        "暗証番号がロックされています。市役所の窓口で解除してください。",
+        "The PIN is locked. It can be reset at the city-hall counter.",
+    ),
     "resident.not_resident": (
         "この方は現在、市の住民ではありません。",
         "This person is not a current resident.",
@@ -145,6 +161,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
 }
 
 
+def message_for(code: str, lang: str = "ja", **params: Any) -> str:
+    """The human message for a code, with its parameters filled in (e.g. tries left)."""
+    ja, en = MESSAGES.get(code, (code, code))
+    text = en if lang == "en" else ja
+    try:
+        return text.format(**params)
+    except (KeyError, IndexError, ValueError):
+        return text
+
+
 class DomainError(Exception):
     """A refusal by a business rule. `status` is the HTTP status the API should use."""
 
@@ -158,8 +184,7 @@ class DomainError(Exception):
         self.params = params
 
     def message(self, lang: str = "ja") -> str:
-        ja, en = MESSAGES.get(self.code, (self.code, self.code))
-        return en if lang == "en" else ja
+        return message_for(self.code, lang, **self.params)
 
 
 class NotFound(DomainError):

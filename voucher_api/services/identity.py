@@ -151,9 +151,10 @@ class CardVerifier:
         return list(self._roots.values())
 
     def verify_certificate(self, leaf_der: bytes, chain_der: Iterable[bytes], at: datetime) -> VerifiedCard:
-        """Check chain, validity dates and revocation of a user certificate.
+        """Check chain, validity dates and revocation of a card certificate.
 
         Raises Refused: card.malformed, card.unknown_issuer, card.expired, card.revoked.
+        A user-authentication certificate must allow clientAuth when it names its purposes.
         """
         fingerprint = hashlib.sha256(leaf_der).hexdigest()
         card = self._cache.get(fingerprint)

@@ -11,8 +11,9 @@ from marshmallow import fields, validate
 from voucher_api.api.common import Base64Bytes, Id, StrictSchema
 from voucher_api.api.context import _authenticate, clock, db, settings, staff_required, verifier
 from voucher_api.api.idempotency import idempotent
+from voucher_api.api.residents.routes import ResidentSchema
 from voucher_api.models import BindingMethod
-from voucher_api.services import identity
+from voucher_api.services import enrolment, identity
 from voucher_api.services.errors import Forbidden
 from voucher_api.services.rides import board_context
 
@@ -125,5 +126,77 @@ class Bindings(MethodView):
             method=BindingMethod.PIN_SIGNATURE,
             staff_id=principal.id,
             now=now,
+            replace_existing=body["replace_existing"],
+        )
+
+
+class EnrolmentRequestSchema(StrictSchema):
+    card = fields.Nested(
+        CardProofSchema, required=True, metadata={"description": "user certificate, PIN-signed"}
+    )
+    signature_certificate = Base64Bytes(required=True, metadata={"description": "signature certificate, DER"})
+    signature_chain = fields.List(Base64Bytes(), load_default=list, validate=validate.Length(max=4))
+    signature = Base64Bytes(required=True, max_bytes=1024, metadata={"description": "by the signature key"})
+    replace_existing = fields.Boolean(load_default=False)
+
+
+class AttestedEnrolmentRequestSchema(StrictSchema):
+    resident_id = Id(required=True)
+    certificate = Base64Bytes(required=True)
+    chain = fields.List(Base64Bytes(), load_default=list, validate=validate.Length(max=4))
+    reason = fields.String(required=True, validate=validate.OneOf(enrolment.ATTESTATION_REASONS))
+    replace_existing = fields.Boolean(load_default=False)
+
+
+class EnrolmentSchema(StrictSchema):
+    resident = fields.Nested(ResidentSchema)
+    binding = fields.Nested(BindingSchema)
+    facts_checked = fields.List(fields.String())
+
+
+@blp.route("/enrolments")
+class Enrolments(MethodView):
+    @staff_required("counter", "mobile_office")
+    @idempotent()
+    @blp.arguments(EnrolmentRequestSchema)
+    @blp.response(201, EnrolmentSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any]) -> Any:
+        """Enrol by the card alone: the four facts (password) find the resident, the PIN proves the card."""
+        principal = _authenticate()
+        return enrolment.enrol_by_signature_certificate(
+            db(),
+            verifier(),
+            user_proof=proof_from(body["card"]),
+            signature_certificate=body["signature_certificate"],
+            signature_chain=tuple(body["signature_chain"]),
+            signature=body["signature"],
+            municipality_id=principal.municipality_id,
+            staff_id=principal.id,
+            now=clock().now(),
+            replace_existing=body["replace_existing"],
+        )
+
+
+@blp.route("/enrolments/attested")
+class AttestedEnrolments(MethodView):
+    @staff_required("counter", "mobile_office")
+    @idempotent()
+    @blp.arguments(AttestedEnrolmentRequestSchema)
+    @blp.response(201, EnrolmentSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any]) -> Any:
+        """Enrol on a staff member's in-person check (face-recognition cards, forgotten passwords)."""
+        principal = _authenticate()
+        return enrolment.enrol_by_staff_attestation(
+            db(),
+            verifier(),
+            resident_id=body["resident_id"],
+            certificate=body["certificate"],
+            chain=tuple(body["chain"]),
+            reason=body["reason"],
+            municipality_id=principal.municipality_id,
+            staff_id=principal.id,
+            now=clock().now(),
             replace_existing=body["replace_existing"],
         )
