@@ -21,7 +21,7 @@ from tests.api.conftest import City, board
 from voucher_api.app import create_app
 from voucher_api.clock import FixedClock
 from voucher_api.config import Settings
-from voucher_api.models import AuditEntry, BindingStatus, CardBinding, Resident
+from voucher_api.models import AuditEntry, CardBinding, Resident
 from voucher_api.services.identity import CardVerifier
 from voucher_api.services.revocation import OcspCrlChecker
 
