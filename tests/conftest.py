@@ -6,6 +6,7 @@ TEST_DATABASE_URL selects PostgreSQL (CI sets it); without it the suite runs on 
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import CARD_PASSWORD, CARD_PIN
+from tests.privacy import individual_numbers_in, scan_database, secrets_in
 from voucher_api import migrate
 from voucher_api.app import create_app
 from voucher_api.clock import FixedClock
@@ -26,6 +29,43 @@ from voucher_api.config import Settings
 from voucher_api.db import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+CARD_SECRETS = (CARD_PIN, CARD_PASSWORD)
+
+
+class LogTap(logging.Handler):
+    """Keeps every log line the project writes during the session, for the privacy guard."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a broken record must not break the suite; the guard reads what it can
+            self.lines.append(str(record.msg))
+
+
+LOG_TAP = LogTap()
+PROJECT_LOGGERS = ("voucher_api", "settlement", "auth_mock", "driver_terminal", "werkzeug", "celery", "flask")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(LOG_TAP)
+    for name in PROJECT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The privacy guard over the whole suite's logs: no individual number, no card secret."""
+    findings = [
+        f"log: {hit}: {line[:120]}"
+        for line in LOG_TAP.lines
+        for hit in individual_numbers_in(line) + secrets_in(line, CARD_SECRETS)
+    ]
+    if findings:
+        print("\nPRIVACY GUARD: the logs hold what must never be kept:\n" + "\n".join(findings[:20]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def _missing(service: str, why: str) -> None:
@@ -63,14 +103,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     admin = postgres_admin_url()
     if admin:
         url = create_postgres_database(admin, "voucher_test")
-        migrate.upgrade(url)
-        yield url
-        drop_postgres_database(admin, url)
     else:
-        path = tmp_path_factory.mktemp("db") / "test.sqlite3"
-        url = f"sqlite:///{path}"
-        migrate.upgrade(url)
-        yield url
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
+    migrate.upgrade(url)
+    yield url
+    # The privacy guard over whatever the suite left in the session database.
+    engine = make_engine(url)
+    findings = scan_database(engine, CARD_SECRETS)
+    engine.dispose()
+    if admin:
+        drop_postgres_database(admin, url)
+    assert not findings, findings
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +212,7 @@ def card_factory(issuer: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     made: dict[str, Path] = {}
 
     def make(
-        label: str = "a", *, kind: str = "standard", pin: str = "1234", password: str = "ABC123"
+        label: str = "a", *, kind: str = "standard", pin: str = CARD_PIN, password: str = CARD_PASSWORD
     ) -> Path:
         key = f"{label}:{kind}"
         if key not in made:

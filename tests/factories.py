@@ -32,6 +32,9 @@ from voucher_api.services.program_rules import validate_rules
 
 NOW = datetime(2026, 10, 15, 1, 0, tzinfo=UTC)
 PASSWORD = "correct horse battery"
+# Distinctive card secrets, so the privacy guard can prove they never reach a log or the database.
+CARD_PIN = "4739"
+CARD_PASSWORD = "QZ7K2M9"
 _seq = itertools.count(1)
 
 
@@ -258,7 +261,7 @@ def card_reader(card_path: Path) -> Any:
 
 
 def card_proof(
-    card_path: Path, *, message: bytes | None, nonce: str | None, pin: str = "1234"
+    card_path: Path, *, message: bytes | None, nonce: str | None, pin: str = CARD_PIN
 ) -> dict[str, Any]:
     """What a terminal or the counter sends: the certificate, its CA, and the signature over the challenge."""
     reader = card_reader(card_path)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -94,8 +95,21 @@ def create_app(
 def _install_transaction(app: Flask) -> None:
     """The request owns the transaction: commit on success, roll back otherwise, always close."""
 
+    @app.before_request
+    def _started() -> None:
+        g.started = time.perf_counter()
+
     @app.after_request
     def _commit(response: Response) -> Response:
+        principal = g.get("principal")
+        log.info(
+            "%s %s -> %s in %.1f ms (%s)",
+            request.method,
+            request.path,
+            response.status_code,
+            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+            principal.actor if principal is not None else "anonymous",
+        )
         session: Session | None = g.pop("db", None)
         if session is None:
             return response

@@ -39,7 +39,7 @@ def counter(client: FlaskClient) -> dict[str, str]:
     return f.bearer(f.staff_token(client, "madoguchi"))
 
 
-def enrol(client: FlaskClient, card: Path, *, password: str = "ABC123") -> Any:
+def enrol(client: FlaskClient, card: Path, *, password: str = f.CARD_PASSWORD) -> Any:
     headers = counter(client)
     challenge = client.post("/api/v1/card-challenges", json={"purpose": "enrol"}, headers=headers).get_json()
     message = base64.b64decode(challenge["message"])
@@ -160,8 +160,8 @@ def test_card_from_an_unknown_issuer_is_refused(
     )
     rogue.issue_card(
         holder,
-        pin="1234",
-        password="ABC123",
+        pin=f.CARD_PIN,
+        password=f.CARD_PASSWORD,
         out=tmp_path / "rogue.json",
         now=datetime(2026, 4, 1, tzinfo=UTC),
     )

@@ -58,7 +58,7 @@ def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
             )
             proofs.append(
                 identity.CardProof(
-                    cert, chain, issued.nonce, reader.sign_with_user_key(issued.message, "1234")
+                    cert, chain, issued.nonce, reader.sign_with_user_key(issued.message, f.CARD_PIN)
                 )
             )
         s.commit()

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from tests.privacy import individual_numbers_in, is_individual_number
+
+
+def test_check_digit_accepts_a_valid_number_and_rejects_its_neighbours() -> None:
+    # 12345678901: weights from the right 2..7 then 2..6 give 212; 212 mod 11 = 3, so 11 - 3 = 8.
+    assert is_individual_number("123456789018")
+    assert not is_individual_number("123456789017")
+    assert not is_individual_number("12345678901")
+
+
+def test_finds_only_free_standing_twelve_digit_numbers() -> None:
+    assert individual_numbers_in("番号 123456789018 です") == ["123456789018"]
+    assert individual_numbers_in("1234567890180") == []
+    assert individual_numbers_in("全角１２３４５６７８９０１８") == ["１２３４５６７８９０１８"]
