@@ -172,7 +172,8 @@ def board(
     ).first()
     if row is None:
         raise Refused("card.not_bound")
-    if row.entitlement_id is None or row.resident_status is not ResidentStatus.RESIDENT:
+    # A resident who moved out keeps riding until the entitlement's cut-off date (end of that month).
+    if row.entitlement_id is None or row.resident_status is ResidentStatus.DECEASED:
         raise Refused("entitlement.none")
     if row.entitlement_status is EntitlementStatus.SUSPENDED:
         raise Refused("entitlement.suspended")
