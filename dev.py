@@ -53,6 +53,7 @@ def start() -> int:
     issuer_port = env.get("ISSUER_PORT", "8001")
     env.setdefault("MOCK_ISSUER_URL", f"http://127.0.0.1:{issuer_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{api_port}")
+    env.setdefault("REGISTRY_URL", f"http://127.0.0.1:{issuer_port}/registry")
 
     for step in (["migrate"], ["seed-demo"]):
         if subprocess.call([str(BIN / "voucher-api"), *step], cwd=ROOT, env=env) != 0:
@@ -79,7 +80,20 @@ def start() -> int:
             "voucher_api.app:create_app()",
         ],
     )
-    spawn("issuer", [str(BIN / "mock-card"), "serve", "--port", issuer_port])
+    spawn(
+        "mock-services",
+        [
+            str(PY),
+            "-m",
+            "auth_mock.server",
+            "--port",
+            issuer_port,
+            "--issuer-dir",
+            str(var / "issuer"),
+            "--registry",
+            str(var / "registry.sqlite3"),
+        ],
+    )
     spawn("worker", [str(BIN / "celery"), "-A", "settlement.celery_app", "worker", "-c", "2", "-l", "INFO"])
     spawn(
         "beat",
