@@ -47,7 +47,7 @@ def start() -> int:
     env = dict(os.environ)
     var = Path(env.setdefault("VOUCHER_VAR_DIR", str(ROOT / "var"))).resolve()
     var.mkdir(parents=True, exist_ok=True)
-    env.setdefault("CARD_TRUST_ANCHOR", str(var / "issuer" / "root_ca.pem"))
+    env.setdefault("CARD_TRUST_ANCHOR", str(var / "issuer" / "root-ca.pem"))
     env.setdefault("PYTHONUNBUFFERED", "1")
     api_port = env.get("PORT", "8000")
     issuer_port = env.get("ISSUER_PORT", "8001")

@@ -59,7 +59,7 @@ class Settings:
             terminal_token_ttl_seconds=_int(env, "TERMINAL_TOKEN_TTL", 900),
             challenge_ttl_seconds=_int(env, "CHALLENGE_TTL", 120),
             enrolment_code_ttl_seconds=_int(env, "ENROLMENT_CODE_TTL", 86_400),
-            card_trust_anchor_path=Path(anchor) if anchor else var_dir / "issuer" / "root_ca.pem",
+            card_trust_anchor_path=Path(anchor) if anchor else var_dir / "issuer" / "root-ca.pem",
             ocsp_timeout_seconds=float(env.get("OCSP_TIMEOUT", "2.0")),
             revocation_cache_seconds=_int(env, "REVOCATION_CACHE_SECONDS", 300),
             registry_url=env.get("REGISTRY_URL") or None,

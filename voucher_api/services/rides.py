@@ -189,70 +189,26 @@ def board(
         )
         verifier.verify_signature(card, message, req.proof.signature)
 
-    balance_seen = int(row.balance)
-    held = 0
-    new_balance: int | None = None
-    for _attempt in range(HOLD_ATTEMPTS):
-        held = units_to_hold(row.subsidy, row.unit.value, balance_seen)
-        if held <= 0:
-            raise Refused("entitlement.exhausted")
-        new_balance = entitlements.apply_delta(session, entitlement_id=row.entitlement_id, amount=-held)
-        if new_balance is not None:
-            break
-        # Another boarding consumed part of the balance since we read it: read again and retry.
-        balance_seen = int(
-            session.scalar(select(Entitlement.balance).where(Entitlement.id == row.entitlement_id)) or 0
-        )
-    if new_balance is None:
-        raise Refused("entitlement.exhausted")
-
-    _check_limits(session, entitlement_id=row.entitlement_id, limits=row.limits, now=now)
-
-    ride_id = session.execute(
-        insert(Ride)
-        .values(
-            municipality_id=terminal.municipality_id,
-            entitlement_id=row.entitlement_id,
-            program_id=row.program_id,
-            resident_id=row.resident_id,
-            operator_id=terminal.operator_id,
-            vehicle_id=terminal.vehicle_id,
-            terminal_id=terminal.id,
-            driver_id=req.driver_id,
-            binding_id=row.binding_id,
-            terminal_sequence=req.sequence,
-            idempotency_key=req.idempotency_key,
-            trip_ref=req.trip_ref,
-            auth_method=method,
-            offline=False,
-            status=RideStatus.BOARDED,
-            boarded_at=now,
-            recorded_at=now,
-            units_held=held,
-        )
-        .returning(Ride.id)
-    ).scalar_one()
-    actor = terminal.actor
-    entitlements.append_ledger(
-        session,
+    target = RedeemTarget(
         entitlement_id=row.entitlement_id,
-        kind=LedgerKind.RIDE,
-        amount=-held,
-        balance_after=new_balance,
-        ride_id=ride_id,
-        actor=actor,
-        now=now,
-        note="boarding",
+        resident_id=row.resident_id,
+        program_id=row.program_id,
+        unit=row.unit.value,
+        balance_seen=int(row.balance),
+        subsidy=row.subsidy,
+        limits=row.limits,
+        binding_id=row.binding_id,
     )
-    audit.record(
+    ride_id, held, new_balance = redeem(
         session,
-        at=now,
-        actor=actor,
-        action="ride.boarded",
-        entity_type="ride",
-        entity_id=ride_id,
-        municipality_id=terminal.municipality_id,
-        details={"sequence": req.sequence, "held": held, "method": method},
+        terminal,
+        target,
+        sequence=req.sequence,
+        idempotency_key=req.idempotency_key,
+        method=method,
+        now=now,
+        driver_id=req.driver_id,
+        trip_ref=req.trip_ref,
     )
     return RideView(
         ride_id=ride_id,
@@ -267,7 +223,109 @@ def board(
     )
 
 
-def _check_limits(session: Session, *, entitlement_id: int, limits: dict[str, Any], now: datetime) -> None:
+@dataclass(frozen=True)
+class RedeemTarget:
+    """The entitlement a boarding consumes, as read just before the conditional write."""
+
+    entitlement_id: int
+    resident_id: int
+    program_id: int
+    unit: str
+    balance_seen: int
+    subsidy: dict[str, Any]
+    limits: dict[str, Any]
+    binding_id: int | None
+
+
+def redeem(
+    session: Session,
+    terminal: Principal,
+    target: RedeemTarget,
+    *,
+    sequence: int,
+    idempotency_key: str,
+    method: str,
+    now: datetime,
+    driver_id: int | None = None,
+    trip_ref: str | None = None,
+    audit_details: dict[str, Any] | None = None,
+) -> tuple[int, int, int]:
+    """Consume the entitlement and record the ride: the part of a boarding after the card is proven.
+
+    Holds units with one conditional UPDATE (retrying when a concurrent boarding changed the balance),
+    enforces the limits, inserts the ride, its ledger entry and its audit entry. Returns
+    (ride id, units held, new balance). Raises entitlement.exhausted and limit.*.
+    """
+    if terminal.operator_id is None or terminal.vehicle_id is None:
+        raise Forbidden("auth.forbidden")
+    balance_seen = target.balance_seen
+    held = 0
+    new_balance: int | None = None
+    for _attempt in range(HOLD_ATTEMPTS):
+        held = units_to_hold(target.subsidy, target.unit, balance_seen)
+        if held <= 0:
+            raise Refused("entitlement.exhausted")
+        new_balance = entitlements.apply_delta(session, entitlement_id=target.entitlement_id, amount=-held)
+        if new_balance is not None:
+            break
+        # Another boarding consumed part of the balance since we read it: read again and retry.
+        balance_seen = int(
+            session.scalar(select(Entitlement.balance).where(Entitlement.id == target.entitlement_id)) or 0
+        )
+    if new_balance is None:
+        raise Refused("entitlement.exhausted")
+
+    check_limits(session, entitlement_id=target.entitlement_id, limits=target.limits, now=now)
+
+    ride_id = session.execute(
+        insert(Ride)
+        .values(
+            municipality_id=terminal.municipality_id,
+            entitlement_id=target.entitlement_id,
+            program_id=target.program_id,
+            resident_id=target.resident_id,
+            operator_id=terminal.operator_id,
+            vehicle_id=terminal.vehicle_id,
+            terminal_id=terminal.id,
+            driver_id=driver_id,
+            binding_id=target.binding_id,
+            terminal_sequence=sequence,
+            idempotency_key=idempotency_key,
+            trip_ref=trip_ref,
+            auth_method=method,
+            offline=False,
+            status=RideStatus.BOARDED,
+            boarded_at=now,
+            recorded_at=now,
+            units_held=held,
+        )
+        .returning(Ride.id)
+    ).scalar_one()
+    entitlements.append_ledger(
+        session,
+        entitlement_id=target.entitlement_id,
+        kind=LedgerKind.RIDE,
+        amount=-held,
+        balance_after=new_balance,
+        ride_id=ride_id,
+        actor=terminal.actor,
+        now=now,
+        note="boarding",
+    )
+    audit.record(
+        session,
+        at=now,
+        actor=terminal.actor,
+        action="ride.boarded",
+        entity_type="ride",
+        entity_id=ride_id,
+        municipality_id=terminal.municipality_id,
+        details={"sequence": sequence, "held": held, "method": method, **(audit_details or {})},
+    )
+    return ride_id, held, new_balance
+
+
+def check_limits(session: Session, *, entitlement_id: int, limits: dict[str, Any], now: datetime) -> None:
     """Count this entitlement's rides (the new one not yet inserted) in the Japan-time day, month, year."""
     per_day, per_month, per_year = limits.get("per_day"), limits.get("per_month"), limits.get("per_year")
     if not (per_day or per_month or per_year):
