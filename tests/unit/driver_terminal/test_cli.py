@@ -1,0 +1,189 @@
+"""The CLI over a scripted API: what the driver reads, and the exit status, for each outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner, Result
+
+from driver_terminal.cli import (
+    EXIT_NOT_SET_UP,
+    EXIT_REFUSED,
+    EXIT_UNANSWERED,
+    TerminalEnvironment,
+    big_amount,
+    main,
+)
+from driver_terminal.client import RetryPolicy
+from tests.unit.driver_terminal.fakes import (
+    API_URL,
+    PIN,
+    FakeApi,
+    FakeCard,
+    MovableClock,
+    body_of,
+    challenge_json,
+    enrolment_json,
+    problem,
+    ride_json,
+)
+
+COMPLETED = ride_json(status="completed", meter_fare=1840, subsidy=920, rider_share=920)
+
+
+def environment(api: FakeApi, card: FakeCard | None = None) -> TerminalEnvironment:
+    reader = card or FakeCard()
+    return TerminalEnvironment(
+        http=api.http(),
+        clock=MovableClock(),
+        sleep=lambda _s: None,
+        open_card=lambda _path: reader,
+        retry=RetryPolicy(attempts=2),
+    )
+
+
+def run(
+    api: FakeApi, data_dir: Path, *args: str, card: FakeCard | None = None, stdin: str | None = None
+) -> Result:
+    return CliRunner().invoke(
+        main, ["--data-dir", str(data_dir), *args], obj=environment(api, card), input=stdin
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    api = FakeApi().on("POST /terminals/enrol", httpx.Response(201, json=enrolment_json(7)))
+    result = run(api, tmp_path / "t", "enrol", "--api", API_URL, "--code", "ABCD-EFGH-JKLM")
+    assert result.exit_code == 0, result.output
+    assert "端末を登録しました（端末番号 7、車両 3）" in result.stdout
+    return tmp_path / "t"
+
+
+def boarding_api(*replies: httpx.Response | Exception) -> FakeApi:
+    api = FakeApi().on("POST /card-challenges", httpx.Response(201, json=challenge_json()))
+    return api.on("POST /rides", *(replies or (httpx.Response(201, json=ride_json()),)))
+
+
+def test_big_amount_draws_the_amount_in_five_rows_of_block_characters() -> None:
+    rows = big_amount(920)
+    assert len(rows) == 5
+    assert all("██" in row for row in rows)
+    assert len(big_amount(12_340)[0]) > len(rows[0])
+
+
+@pytest.mark.parametrize("typed", ["1840", "1,840", "¥1,840", "１８４０", "1840円"])
+def test_fare_accepts_the_amount_as_drivers_type_it(data_dir: Path, typed: str) -> None:
+    api = FakeApi().on("POST /rides/41/fare", httpx.Response(200, json=COMPLETED))
+    result = run(api, data_dir, "fare", "41", typed)
+    assert result.exit_code == 0, result.output
+    assert body_of(api.sent("POST /rides/41/fare")[0]) == {"meter_fare": 1840}
+    assert "お支払い: 920円" in result.stdout
+
+
+@pytest.mark.parametrize("typed", ["abc", "-5", "12.5", "1000001"])
+def test_amount_that_is_not_a_fare_is_refused_in_japanese_before_sending(data_dir: Path, typed: str) -> None:
+    api = FakeApi()
+    result = run(api, data_dir, "fare", "--", "41", typed)  # "--" so that "-5" reaches the amount
+    assert result.exit_code == 2
+    assert "金額は" in result.stderr
+    assert api.requests == []
+
+
+def test_fare_in_english(data_dir: Path) -> None:
+    api = FakeApi().on("POST /rides/41/fare", httpx.Response(200, json=COMPLETED))
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(data_dir), "--lang", "en", "fare", "41", "1840"], obj=environment(api)
+    )
+    assert "Rider pays: ¥920" in result.stdout
+    assert {r.headers["Accept-Language"] for r in api.requests} == {"en"}
+
+
+def test_commands_before_enrolment_say_so_in_japanese(tmp_path: Path) -> None:
+    result = run(FakeApi(), tmp_path / "new", "ride", "41")
+    assert result.exit_code == EXIT_NOT_SET_UP
+    assert "この端末はまだ登録されていません" in result.stderr
+
+
+def test_board_shows_the_rider_for_a_visual_check(data_dir: Path) -> None:
+    result = run(boarding_api(), data_dir, "board", "--card", "card.json", "--pin", PIN)
+    assert result.exit_code == 0, result.output
+    assert "乗車を受け付けました（乗車番号 41）" in result.stdout
+    assert "花子 様" in result.stdout
+
+
+def test_refusal_shows_the_apis_sentence_and_its_code(data_dir: Path) -> None:
+    api = boarding_api(problem(422, "entitlement.exhausted", "今年度の利用回数(残高)を使い切っています。"))
+    result = run(api, data_dir, "board", "--card", "card.json", "--pin", PIN)
+    assert result.exit_code == EXIT_REFUSED
+    assert "今年度の利用回数(残高)を使い切っています。" in result.stderr
+    assert "（コード: entitlement.exhausted）" in result.stderr
+
+
+def test_no_answer_during_boarding_tells_the_driver_not_to_treat_the_rider_as_boarded(data_dir: Path) -> None:
+    result = run(
+        boarding_api(httpx.ConnectError("down")), data_dir, "board", "--card", "c.json", "--pin", PIN
+    )
+    assert result.exit_code == EXIT_UNANSWERED
+    assert "まだ乗車扱いにしないでください" in result.stderr
+    assert "driver-terminal resend" in result.stderr
+
+
+def test_resend_reports_what_became_of_each_unanswered_boarding(data_dir: Path) -> None:
+    run(boarding_api(httpx.ConnectError("down")), data_dir, "board", "--card", "c.json", "--pin", PIN)
+    back = FakeApi().on("POST /rides", httpx.Response(200, json=ride_json(replayed=True)))
+    result = run(back, data_dir, "resend")
+    assert result.exit_code == 0, result.output
+    assert "通し番号 1: 記録されました（乗車番号 41、花子 様）" in result.stdout
+    assert "再送する乗車はありません。" in run(FakeApi(), data_dir, "resend").stdout
+
+
+def test_journal_lists_this_terminals_boardings(data_dir: Path) -> None:
+    run(boarding_api(), data_dir, "board", "--card", "c.json", "--pin", PIN)
+    result = run(FakeApi(), data_dir, "journal")
+    assert result.exit_code == 0
+    assert "乗車中 #41" in result.stdout
+
+
+def test_pin_and_tap_together_is_a_usage_error(data_dir: Path) -> None:
+    result = run(boarding_api(), data_dir, "board", "--card", "c.json", "--pin", PIN, "--tap")
+    assert result.exit_code == 2
+
+
+def test_malformed_pin_is_refused_before_the_card_is_touched(data_dir: Path) -> None:
+    card = FakeCard()
+    result = run(boarding_api(), data_dir, "board", "--card", "c.json", "--pin", "12", card=card)
+    assert result.exit_code == EXIT_REFUSED
+    assert "暗証番号は数字4桁です。" in result.stderr
+    assert card.tries_left == 3
+
+
+def test_wrong_pin_reports_tries_left(data_dir: Path) -> None:
+    result = run(boarding_api(), data_dir, "board", "--card", "c.json", "--pin", "0000")
+    assert result.exit_code == EXIT_REFUSED
+    assert "あと2回間違えるとロックされます" in result.stderr
+
+
+def test_card_off_the_reader_asks_to_hold_it_again(data_dir: Path) -> None:
+    result = run(boarding_api(), data_dir, "board", "--card", "c.json", "--tap", card=FakeCard(present=False))
+    assert result.exit_code == EXIT_REFUSED
+    assert "カードをもう一度しっかりかざしてください" in result.stderr
+
+
+def test_field_errors_are_listed_under_the_title(data_dir: Path) -> None:
+    invalid = problem(
+        422, "validation", "入力内容に誤りがあります。", errors={"reason": ["Length must be 1-200."]}
+    )
+    api = FakeApi().on("POST /rides/41/void", invalid)
+    result = run(api, data_dir, "void", "41", "--reason", "x" * 300)
+    assert result.exit_code == EXIT_REFUSED
+    assert "入力内容に誤りがあります。" in result.stderr
+    assert "reason: Length must be 1-200." in result.stderr
+
+
+def test_status_says_when_the_server_cannot_be_reached(data_dir: Path) -> None:
+    result = run(FakeApi().on("GET /health", httpx.ConnectError("down")), data_dir, "status")
+    assert result.exit_code == EXIT_UNANSWERED
+    assert "端末番号 7" in result.stdout
+    assert "サーバーに接続できませんでした" in result.stderr
