@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from voucher_api.models import (
     BindingMethod,
     District,
+    Driver,
     Entitlement,
     Municipality,
     Operator,
@@ -197,6 +198,13 @@ def vehicle(session: Session, op: Operator) -> Vehicle:
     session.add(v)
     session.flush()
     return v
+
+
+def driver(session: Session, operator_id: int, code: str = "D01", name: str = "運転 一郎") -> Driver:
+    d = Driver(operator_id=operator_id, code=code, name=name, active=True)
+    session.add(d)
+    session.flush()
+    return d
 
 
 class TerminalDevice:

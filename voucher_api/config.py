@@ -37,6 +37,8 @@ class Settings:
     ocsp_timeout_seconds: float = 2.0
     revocation_cache_seconds: int = 300
     registry_url: str | None = None
+    snapshot_signing_key_path: Path | None = None
+    snapshot_valid_hours: int = 24
     public_base_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -63,6 +65,10 @@ class Settings:
             ocsp_timeout_seconds=float(env.get("OCSP_TIMEOUT", "2.0")),
             revocation_cache_seconds=_int(env, "REVOCATION_CACHE_SECONDS", 300),
             registry_url=env.get("REGISTRY_URL") or None,
+            snapshot_signing_key_path=Path(
+                env.get("SNAPSHOT_SIGNING_KEY") or var_dir / "snapshot-signing-key.pem"
+            ),
+            snapshot_valid_hours=_int(env, "SNAPSHOT_VALID_HOURS", 24),
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
             log_level=env.get("LOG_LEVEL", "INFO"),
         )

@@ -6,6 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from voucher_api.clock import Clock
 from voucher_api.config import Settings
 from voucher_api.services.errors import Forbidden, Unauthorized
 from voucher_api.services.identity import CardVerifier
+from voucher_api.services.offline import load_or_create_signing_key
 from voucher_api.services.tokens import Principal, decode_access_token
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +37,17 @@ def settings() -> Settings:
 
 def verifier() -> CardVerifier:
     return cast(CardVerifier, current_app.extensions["voucher"]["verifier"]())
+
+
+def snapshot_key() -> Ed25519PrivateKey:
+    """The key that signs terminal snapshots, loaded (or, embedded default, made) once per process."""
+    ext = current_app.extensions["voucher"]
+    if "snapshot_key" not in ext:
+        path = settings().snapshot_signing_key_path
+        if path is None:
+            raise RuntimeError("SNAPSHOT_SIGNING_KEY is not configured")
+        ext["snapshot_key"] = load_or_create_signing_key(path)
+    return cast(Ed25519PrivateKey, ext["snapshot_key"])
 
 
 def current_principal() -> Principal:

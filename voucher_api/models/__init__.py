@@ -10,7 +10,9 @@ from voucher_api.models.entitlements import (
 )
 from voucher_api.models.idempotency import IdempotencyRecord
 from voucher_api.models.identity import BindingMethod, BindingStatus, CardBinding, CardChallenge
+from voucher_api.models.mobile_office import MobileRound, MobileStop, QueueTicket, StopStatus, TicketStatus
 from voucher_api.models.municipality import District, Municipality, StaffRole, StaffUser
+from voucher_api.models.offline import DriverShift, RecordStatus, TerminalRecord
 from voucher_api.models.operators import Driver, Operator, Terminal, TerminalStatus, Vehicle
 from voucher_api.models.programs import (
     Application,
@@ -41,16 +43,21 @@ __all__ = [
     "CardChallenge",
     "District",
     "Driver",
+    "DriverShift",
     "Entitlement",
     "EntitlementStatus",
     "EntitlementUnit",
     "IdempotencyRecord",
     "LedgerEntry",
     "LedgerKind",
+    "MobileRound",
+    "MobileStop",
     "Municipality",
     "Operator",
     "Program",
     "ProgramExclusion",
+    "QueueTicket",
+    "RecordStatus",
     "Resident",
     "ResidentStatus",
     "Ride",
@@ -63,7 +70,10 @@ __all__ = [
     "StatementLine",
     "StatementLineKind",
     "StatementStatus",
+    "StopStatus",
     "Terminal",
+    "TerminalRecord",
     "TerminalStatus",
+    "TicketStatus",
     "Vehicle",
 ]

@@ -56,11 +56,14 @@ class Ride(Base):
     rider_share: Mapped[int | None] = mapped_column(Integer, default=None)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     void_reason: Mapped[str] = mapped_column(String(200), default="")
+    # Set on an offline ride that would have been refused online (e.g. the balance used up on another car):
+    # the ride happened and is kept, finance reviews it, the program's policy says who bears it.
+    review_code: Mapped[str | None] = mapped_column(String(64), default=None)
 
     __table_args__ = (
         UniqueConstraint("terminal_id", "terminal_sequence"),
         UniqueConstraint("terminal_id", "idempotency_key"),
-        CheckConstraint("units_held > 0", name="units_held_positive"),
+        CheckConstraint("units_held > 0 OR review_code IS NOT NULL", name="units_held_positive"),
         CheckConstraint("meter_fare IS NULL OR meter_fare >= 0", name="fare_not_negative"),
         CheckConstraint(
             "status <> 'completed' OR (meter_fare IS NOT NULL AND subsidy_amount >= 0 AND rider_share >= 0"

@@ -131,6 +131,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The time to void this ride has passed.",
     ),
     "ride.settled": ("この乗車は精算済みのため取り消せません。", "This ride is already settled."),
+    "limit.offline_per_day": (
+        "通信できない間に受け付けられる回数を超えていました。市役所で確認します。",
+        "More offline rides than the program allows in a day; the city will review it.",
+    ),
     "ride.sequence_reused": (
         "端末の通し番号が重複しています。",
         "This terminal sequence number was already used for another ride.",

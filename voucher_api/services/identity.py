@@ -150,6 +150,16 @@ class CardVerifier:
     def trust_anchors(self) -> list[x509.Certificate]:
         return list(self._roots.values())
 
+    @property
+    def known_intermediates(self) -> list[x509.Certificate]:
+        """CA certificates seen chaining to a trust anchor (terminals may need them offline)."""
+        return list(self._intermediates.values())
+
+    def known_revoked_serials(self) -> set[str]:
+        """Serials (hex) the revocation checker has seen revoked, for terminals' offline snapshots."""
+        known = getattr(self._revocation, "known_revoked_serials", None)
+        return set(known()) if callable(known) else set()
+
     def verify_certificate(self, leaf_der: bytes, chain_der: Iterable[bytes], at: datetime) -> VerifiedCard:
         """Check chain, validity dates and revocation of a card certificate.
 

@@ -61,6 +61,13 @@ class OcspCrlChecker:
         if cached.revoked:
             raise Refused("card.revoked")
 
+    def known_revoked_serials(self) -> set[str]:
+        """Every serial (hex) a cached CRL or an OCSP answer says is revoked."""
+        serials = {format(serial, "x") for serial, answer in self._answers.items() if answer.revoked}
+        for cached in list(self._crls.values()):
+            serials.update(format(entry.serial_number, "x") for entry in cached.crl)
+        return serials
+
     def _lookup(self, certificate: x509.Certificate, issuer: x509.Certificate, at: datetime) -> _Answer:
         try:
             revoked = self._ask_ocsp(certificate, issuer, at)

@@ -249,12 +249,14 @@ def redeem(
     driver_id: int | None = None,
     trip_ref: str | None = None,
     audit_details: dict[str, Any] | None = None,
+    received_at: datetime | None = None,
 ) -> tuple[int, int, int]:
     """Consume the entitlement and record the ride: the part of a boarding after the card is proven.
 
     Holds units with one conditional UPDATE (retrying when a concurrent boarding changed the balance),
     enforces the limits, inserts the ride, its ledger entry and its audit entry. Returns
     (ride id, units held, new balance). Raises entitlement.exhausted and limit.*.
+    `now` is when the rider boarded; `received_at` is set when that was earlier (an offline record).
     """
     if terminal.operator_id is None or terminal.vehicle_id is None:
         raise Forbidden("auth.forbidden")
@@ -293,10 +295,10 @@ def redeem(
             idempotency_key=idempotency_key,
             trip_ref=trip_ref,
             auth_method=method,
-            offline=False,
+            offline=received_at is not None,
             status=RideStatus.BOARDED,
             boarded_at=now,
-            recorded_at=now,
+            recorded_at=received_at or now,
             units_held=held,
         )
         .returning(Ride.id)
@@ -394,7 +396,10 @@ def complete(
         )
         > 1
     )
-    split = split_fare(program.subsidy, unit.value, ride.units_held, meter_fare, shared=shared)
+    # A ride under review held nothing (the balance was already used): price it as if it had, so the
+    # statement can show what the program's loss policy assigns; nothing is returned to the balance.
+    held = ride.units_held if ride.review_code is None else units_to_hold(program.subsidy, unit.value, 10**9)
+    split = split_fare(program.subsidy, unit.value, held, meter_fare, shared=shared)
     updated = session.execute(
         update(Ride)
         .where(Ride.id == ride.id, Ride.status == RideStatus.BOARDED)
@@ -412,7 +417,7 @@ def complete(
     if updated is None:
         raise Conflict("conflict")
     release = ride.units_held - split.units_used
-    if release > 0:
+    if release > 0 and ride.review_code is None:
         entitlements.change_balance(
             session,
             entitlement_id=ride.entitlement_id,
@@ -462,6 +467,8 @@ def void(session: Session, actor: Principal, *, ride_id: int, reason: str, now: 
     if updated is None:
         raise Conflict("conflict")
     consumed = ride.units_used if ride.units_used is not None else ride.units_held
+    if ride.review_code is not None:
+        consumed = 0  # a ride under review never took anything from the balance
     if consumed > 0:
         entitlements.change_balance(
             session,

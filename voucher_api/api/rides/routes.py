@@ -9,12 +9,21 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from voucher_api.api.common import StrictSchema
-from voucher_api.api.context import _authenticate, clock, db, terminal_or_staff, terminal_required, verifier
+from voucher_api.api.context import (
+    _authenticate,
+    clock,
+    db,
+    staff_required,
+    terminal_or_staff,
+    terminal_required,
+    verifier,
+)
 from voucher_api.api.idempotency import idempotency_key
 from voucher_api.api.identity.routes import CardProofSchema, proof_from
-from voucher_api.models import Driver, Ride
+from voucher_api.api.problems import language
+from voucher_api.models import Driver, Operator, RecordStatus, Ride, Terminal, TerminalRecord
 from voucher_api.services import rides
-from voucher_api.services.errors import Conflict, DomainError, NotFound
+from voucher_api.services.errors import Conflict, DomainError, NotFound, message_for
 
 blp = Blueprint("rides", __name__, url_prefix="/rides", description="Boarding, fare at alighting, void")
 
@@ -142,3 +151,82 @@ class Void(MethodView):
         return rides.void(
             db(), _authenticate(), ride_id=ride_id, reason=body["reason"], now=clock().now()
         ).as_dict()
+
+
+class ReviewItemSchema(StrictSchema):
+    ride_id = fields.Integer(allow_none=True)
+    terminal_id = fields.Integer()
+    sequence = fields.Integer()
+    code = fields.String(allow_none=True)
+    title = fields.String(allow_none=True)
+    boarded_at = fields.AwareDateTime(allow_none=True)
+    received_at = fields.AwareDateTime(allow_none=True)
+    meter_fare = fields.Integer(allow_none=True)
+    subsidy = fields.Integer(allow_none=True)
+    kind = fields.String(metadata={"description": "conflict: the ride is kept; rejected: the record is kept"})
+
+
+@blp.route("/under-review")
+class UnderReview(MethodView):
+    @staff_required("finance", "finance_approver", "auditor")
+    @blp.response(200, ReviewItemSchema(many=True))
+    @blp.doc(security=[{"bearer": []}])
+    def get(self) -> Any:
+        """Offline rides that the rules would have refused online, and records that could not be verified."""
+        principal = _authenticate()
+        lang = language()
+        conflicts = (
+            db()
+            .scalars(
+                select(Ride)
+                .where(Ride.municipality_id == principal.municipality_id, Ride.review_code.is_not(None))
+                .order_by(Ride.boarded_at)
+            )
+            .all()
+        )
+        items: list[dict[str, Any]] = [
+            {
+                "ride_id": r.id,
+                "terminal_id": r.terminal_id,
+                "sequence": r.terminal_sequence,
+                "code": r.review_code,
+                "title": message_for(r.review_code or "", lang),
+                "boarded_at": r.boarded_at,
+                "received_at": r.recorded_at,
+                "meter_fare": r.meter_fare,
+                "subsidy": r.subsidy_amount,
+                "kind": "conflict",
+            }
+            for r in conflicts
+        ]
+        rejected = (
+            db()
+            .execute(
+                select(TerminalRecord)
+                .join(Terminal, Terminal.id == TerminalRecord.terminal_id)
+                .join(Operator, Operator.id == Terminal.operator_id)
+                .where(
+                    Operator.municipality_id == principal.municipality_id,
+                    TerminalRecord.status == RecordStatus.REJECTED,
+                )
+                .order_by(TerminalRecord.received_at)
+            )
+            .scalars()
+            .all()
+        )
+        items += [
+            {
+                "ride_id": t.ride_id,
+                "terminal_id": t.terminal_id,
+                "sequence": t.sequence,
+                "code": t.code,
+                "title": message_for(t.code or "", lang),
+                "boarded_at": t.recorded_at,
+                "received_at": t.received_at,
+                "meter_fare": None,
+                "subsidy": None,
+                "kind": "rejected",
+            }
+            for t in rejected
+        ]
+        return items

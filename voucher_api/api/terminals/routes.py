@@ -1,16 +1,27 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate, validates_schema
 
 from voucher_api.api.common import Id, StrictSchema
-from voucher_api.api.context import _authenticate, clock, db, settings, staff_required
+from voucher_api.api.context import (
+    _authenticate,
+    clock,
+    db,
+    settings,
+    snapshot_key,
+    staff_required,
+    terminal_required,
+    verifier,
+)
+from voucher_api.api.problems import language
 from voucher_api.models import Operator, Vehicle
-from voucher_api.services import terminals
+from voucher_api.services import offline, shifts, terminals
 from voucher_api.services.errors import NotFound
 
 blp = Blueprint("terminals", __name__, url_prefix="/terminals", description="In-car terminals")
@@ -37,6 +48,7 @@ class EnrolRequestSchema(StrictSchema):
 
 
 class EnrolledSchema(StrictSchema):
+    snapshot_public_key = fields.String(metadata={"description": "verifies the signed snapshots"})
     terminal_id = fields.Integer()
     operator_id = fields.Integer()
     vehicle_id = fields.Integer()
@@ -88,4 +100,165 @@ class Enrol(MethodView):
             "operator_id": terminal.operator_id,
             "vehicle_id": terminal.vehicle_id,
             "municipality_id": municipality_id.municipality_id if municipality_id else None,
+            "snapshot_public_key": offline.public_key_b64(snapshot_key()),
+        }
+
+
+class SnapshotKeySchema(StrictSchema):
+    public_key = fields.String(metadata={"description": "raw Ed25519 public key, base64url"})
+
+
+class SignedSnapshotSchema(StrictSchema):
+    snapshot = fields.Dict(metadata={"description": "the payload; signed as canonical JSON"})
+    signature = fields.String()
+    public_key = fields.String()
+
+
+class OfflineCardSchema(StrictSchema):
+    certificate = fields.String(required=True, validate=validate.Length(4, 12000))
+    chain = fields.List(
+        fields.String(validate=validate.Length(4, 12000)), load_default=list, validate=validate.Length(max=4)
+    )
+    nonce = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    signature = fields.String(load_default=None, allow_none=True, validate=validate.Length(4, 1400))
+
+
+def _iso_instant(value: str) -> bool:
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+class OfflineRecordSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(["board", "fare", "void"]))
+    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**53))
+    idempotency_key = fields.String(required=True, validate=validate.Length(1, 100))
+    recorded_at = fields.String(required=True, validate=_iso_instant)
+    record_signature = fields.String(required=True, validate=validate.Length(10, 200))
+    card = fields.Nested(OfflineCardSchema)
+    driver_code = fields.String(allow_none=True, validate=validate.Length(1, 20))
+    trip_ref = fields.String(allow_none=True, validate=validate.Length(1, 64))
+    board_sequence = fields.Integer(strict=True, validate=validate.Range(1, 2**53))
+    meter_fare = fields.Integer(strict=True, validate=validate.Range(0, 1_000_000))
+    reason = fields.String(validate=validate.Length(1, 200))
+
+    @validates_schema
+    def _fields_for_kind(self, data: dict[str, Any], **_: Any) -> None:
+        needed = {
+            "board": ("card",),
+            "fare": ("board_sequence", "meter_fare"),
+            "void": ("board_sequence", "reason"),
+        }
+        missing = [name for name in needed[data["kind"]] if name not in data]
+        if missing:
+            raise ValidationError(f"a {data['kind']} record needs {', '.join(missing)}")
+
+
+class SyncRequestSchema(StrictSchema):
+    records = fields.List(fields.Nested(OfflineRecordSchema), required=True, validate=validate.Length(1, 500))
+
+
+class RecordResultSchema(StrictSchema):
+    sequence = fields.Integer()
+    status = fields.String(metadata={"description": "accepted | duplicate | conflict | rejected"})
+    ride_id = fields.Integer(allow_none=True)
+    code = fields.String(allow_none=True)
+    title = fields.String(
+        allow_none=True, metadata={"description": "what to tell the driver, in plain words"}
+    )
+
+
+class SyncResultSchema(StrictSchema):
+    results = fields.List(fields.Nested(RecordResultSchema))
+    last_sequence = fields.Integer()
+    gaps = fields.List(fields.Integer(), metadata={"description": "sequence numbers never received"})
+
+
+class ShiftRequestSchema(StrictSchema):
+    driver_code = fields.String(required=True, validate=validate.Length(1, 20))
+
+
+class ShiftSchema(StrictSchema):
+    shift_id = fields.Integer()
+    driver_name = fields.String()
+    started_at = fields.AwareDateTime()
+    ended_at = fields.AwareDateTime(allow_none=True)
+    rides = fields.Integer(allow_none=True)
+
+
+@blp.route("/snapshot-key")
+class SnapshotKey(MethodView):
+    @blp.response(200, SnapshotKeySchema)
+    def get(self) -> Any:
+        """The public key that verifies terminal snapshots."""
+        return {"public_key": offline.public_key_b64(snapshot_key())}
+
+
+@blp.route("/snapshot")
+class Snapshot(MethodView):
+    @terminal_required
+    @blp.response(200, SignedSnapshotSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def get(self) -> Any:
+        """A signed snapshot for working offline: trust anchors, revocations, bound cards, programs."""
+        payload = offline.build_snapshot(
+            db(),
+            verifier(),
+            _authenticate(),
+            now=clock().now(),
+            valid_for=timedelta(hours=settings().snapshot_valid_hours),
+        )
+        key = snapshot_key()
+        return {
+            "snapshot": payload,
+            "signature": offline.b64url(key.sign(offline.canonical_json(payload))),
+            "public_key": offline.public_key_b64(key),
+        }
+
+
+@blp.route("/sync")
+class Sync(MethodView):
+    @terminal_required
+    @blp.arguments(SyncRequestSchema)
+    @blp.response(200, SyncResultSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, _body: dict[str, Any]) -> Any:
+        """Apply records made offline, in sequence order; each gets its own answer. Safe to resend."""
+        raw = request.get_json()["records"]  # exactly as signed by the terminal
+        result = offline.sync(db(), verifier(), _authenticate(), raw, now=clock().now())
+        lang = language()
+        return {
+            "results": [r.as_dict(lang) for r in result.results],
+            "last_sequence": result.last_sequence,
+            "gaps": result.gaps,
+        }
+
+
+@blp.route("/shifts")
+class Shifts(MethodView):
+    @terminal_required
+    @blp.arguments(ShiftRequestSchema)
+    @blp.response(201, ShiftSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any]) -> Any:
+        """A driver signs in on this terminal (an open shift on it is ended first)."""
+        shift, name = shifts.start(db(), _authenticate(), driver_code=body["driver_code"], now=clock().now())
+        return {"shift_id": shift.id, "driver_name": name, "started_at": shift.started_at, "ended_at": None}
+
+
+@blp.route("/shifts/<int:shift_id>/end")
+class ShiftEnd(MethodView):
+    @terminal_required
+    @blp.response(200, ShiftSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, shift_id: int) -> Any:
+        """The driver signs out; returns how many rides the shift had."""
+        shift, name, count = shifts.end(db(), _authenticate(), shift_id=shift_id, now=clock().now())
+        return {
+            "shift_id": shift.id,
+            "driver_name": name,
+            "started_at": shift.started_at,
+            "ended_at": shift.ended_at,
+            "rides": count,
         }
