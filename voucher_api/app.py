@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -42,7 +43,9 @@ def _lazy_verifier(settings: Settings) -> Any:
                         httpx.Client(timeout=settings.ocsp_timeout_seconds),
                         cache_for=timedelta(seconds=settings.revocation_cache_seconds),
                     )
-                    built.append(CardVerifier.from_pem(Path(path).read_bytes(), checker))
+                    # Every process derives the same challenge key from the deployment's secret.
+                    key = hashlib.sha256(b"card-challenge\x00" + settings.jwt_secret.encode()).digest()
+                    built.append(CardVerifier.from_pem(Path(path).read_bytes(), checker, challenge_key=key))
         return built[0]
 
     return get

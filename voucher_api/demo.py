@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from auth_mock.issuer import CardHolder, Issuer, certified_facts
+from auth_mock.issuer import CardHolder, Issuer
 from auth_mock.reader import JPKIReader, VirtualCardTransport
 from auth_mock.registry import DISTRICTS, Registry, RegistryPerson
 from voucher_api.clock import (
@@ -54,7 +54,6 @@ from voucher_api.models import (
     Application,
     ApplicationChannel,
     ApplicationStatus,
-    BindingMethod,
     District,
     Driver,
     Entitlement,
@@ -73,7 +72,7 @@ from voucher_api.models import (
     TerminalStatus,
     Vehicle,
 )
-from voucher_api.services import applications, identity, rides, staff, terminals
+from voucher_api.services import applications, enrolment, identity, rides, staff, terminals
 from voucher_api.services.errors import DomainError, Forbidden, Refused
 from voucher_api.services.identity import CardProof, CardVerifier
 from voucher_api.services.program_rules import PersonFacts, evaluate_predicate, validate_rules
@@ -1054,42 +1053,33 @@ class _Seeder:
         )
         self.written.append(out)
         reader = JPKIReader(VirtualCardTransport(out))
-        sign_der = reader.read_signature_certificate(DEMO_CARD_PASSWORD)
-        sign_card = self.verifier.verify_certificate(sign_der, [reader.read_signature_ca_certificate()], at)
-        facts = certified_facts(sign_card.certificate)
-        if (
-            facts.name != f"{person.family_name}\u3000{person.given_name}"
-            or facts.birth_date != person.birth_date
-            or facts.sex != person.sex
-            or facts.address != person.address
-        ):
-            raise Refused("card.facts_mismatch")
-        context = f"resident:{resident_id}"
+        # The counter's flow, through the same service the API uses: one staff challenge signed by the
+        # user key (PIN) and by the signature key (password); the four facts find the resident.
         challenge = identity.issue_challenge(
-            self.session,
+            self.verifier.challenge_key,
             purpose="enrol",
-            context=context,
-            municipality_id=self.mun.id,
+            context=f"staff:{clerk.id}",
             now=at,
             ttl=timedelta(seconds=self.settings.challenge_ttl_seconds),
         )
-        signature = reader.sign_with_signature_key(challenge.message, DEMO_CARD_PASSWORD)
-        message = identity.consume_challenge(
-            self.session, nonce=challenge.nonce, purpose="enrol", context=context, now=at
-        )
-        self.verifier.verify_signature(sign_card, message, signature)
-        user_card = self.verifier.verify_certificate(
-            reader.read_user_certificate(), [reader.read_user_ca_certificate()], at
-        )
-        identity.bind_card(
+        enrolled = enrolment.enrol_by_signature_certificate(
             self.session,
-            resident_id=resident_id,
+            self.verifier,
+            user_proof=CardProof(
+                certificate=reader.read_user_certificate(),
+                chain=(reader.read_user_ca_certificate(),),
+                nonce=challenge.nonce,
+                signature=reader.sign_with_user_key(challenge.message, DEMO_CARD_PIN),
+            ),
+            signature_certificate=reader.read_signature_certificate(DEMO_CARD_PASSWORD),
+            signature_chain=(reader.read_signature_ca_certificate(),),
+            signature=reader.sign_with_signature_key(challenge.message, DEMO_CARD_PASSWORD),
             municipality_id=self.mun.id,
-            card=user_card,
-            method=BindingMethod.SIGNATURE_CERTIFICATE,
             staff_id=clerk.id,
             now=at,
         )
+        if enrolled.resident.id != resident_id:
+            raise Refused("enrolment.facts_mismatch")
         return out
 
     def _write_card_index(self, paths: dict[str, Path], matches: list[tuple[RegistryPerson, str]]) -> None:
@@ -1214,10 +1204,9 @@ class _Seeder:
             proof = CardProof(certificate=certificate, chain=chain, nonce=None, signature=None)
         else:
             challenge = identity.issue_challenge(
-                self.session,
+                self.verifier.challenge_key,
                 purpose="board",
                 context=rides.board_context(terminal.id),
-                municipality_id=self.mun.id,
                 now=now,
                 ttl=timedelta(seconds=self.settings.challenge_ttl_seconds),
             )

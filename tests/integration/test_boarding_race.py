@@ -49,10 +49,9 @@ def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
         cert, chain = reader.read_user_certificate(), (reader.read_user_ca_certificate(),)
         for _ in range(RACERS):
             issued = identity.issue_challenge(
-                s,
+                verifier.challenge_key,
                 purpose="board",
                 context=rides.board_context(device.terminal_id),
-                municipality_id=mun.id,
                 now=f.NOW,
                 ttl=timedelta(minutes=5),
             )

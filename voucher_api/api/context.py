@@ -58,6 +58,10 @@ def current_principal() -> Principal:
 
 
 def _authenticate() -> Principal:
+    """The caller, from the bearer token; decoded once per request."""
+    cached = g.get("principal")
+    if cached is not None:
+        return cast(Principal, cached)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:

@@ -84,7 +84,12 @@ def enrol_by_signature_certificate(
     if user_proof.nonce is None or user_proof.signature is None:
         raise Refused("card.tap_not_allowed")
     message = consume_challenge(
-        session, nonce=user_proof.nonce, purpose="enrol", context=f"staff:{staff_id}", now=now
+        session,
+        verifier.challenge_key,
+        nonce=user_proof.nonce,
+        purpose="enrol",
+        context=f"staff:{staff_id}",
+        now=now,
     )
     user_card = verifier.verify_certificate(user_proof.certificate, user_proof.chain, now)
     verifier.verify_signature(user_card, message, user_proof.signature)

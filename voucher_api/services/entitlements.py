@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from voucher_api.models import (
@@ -68,6 +69,11 @@ def grant(
     return entitlement
 
 
+# Core tables for the hot writes: plain statements, no ORM bookkeeping.
+ENTITLEMENTS = cast(Table, Entitlement.__table__)
+LEDGER = cast(Table, LedgerEntry.__table__)
+
+
 def apply_delta(
     session: Session, *, entitlement_id: int, amount: int, require_active: bool = True
 ) -> int | None:
@@ -75,15 +81,12 @@ def apply_delta(
 
     This is the hot write of a boarding. The database CHECK (balance >= 0) backs the same rule.
     """
-    conditions = [Entitlement.id == entitlement_id, Entitlement.balance + amount >= 0]
+    t = ENTITLEMENTS
+    conditions = [t.c.id == entitlement_id, t.c.balance + amount >= 0]
     if require_active:
-        conditions.append(Entitlement.status == EntitlementStatus.ACTIVE)
+        conditions.append(t.c.status == EntitlementStatus.ACTIVE.value)
     new_balance = session.execute(
-        update(Entitlement)
-        .where(*conditions)
-        .values(balance=Entitlement.balance + amount)
-        .returning(Entitlement.balance)
-        .execution_options(synchronize_session=False)
+        update(t).where(*conditions).values(balance=t.c.balance + amount).returning(t.c.balance)
     ).scalar()
     return None if new_balance is None else int(new_balance)
 
@@ -101,9 +104,9 @@ def append_ledger(
     note: str = "",
 ) -> None:
     session.execute(
-        insert(LedgerEntry).values(
+        insert(LEDGER).values(
             entitlement_id=entitlement_id,
-            kind=kind,
+            kind=kind.value,
             amount=amount,
             balance_after=balance_after,
             ride_id=ride_id,

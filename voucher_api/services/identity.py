@@ -8,19 +8,22 @@ the exact bytes to sign to the client, so clients never rebuild the format.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from voucher_api.models import BindingMethod, BindingStatus, CardBinding, CardChallenge, Resident
@@ -47,58 +50,71 @@ class IssuedChallenge:
     message: bytes
 
 
+# A nonce is 32 bytes: 8 random, the expiry (Unix seconds, 8 bytes), and 16 bytes of HMAC over those, the
+# purpose and the context. Issuing one needs no database write; single use is enforced when it is consumed.
+_NONCE_RANDOM, _NONCE_EXPIRY, _NONCE_MAC = 8, 8, 16
+
+
+def _challenge_mac(key: bytes, head: bytes, purpose: str, context: str) -> bytes:
+    return hmac.new(key, head + purpose.encode() + b"\x00" + context.encode(), hashlib.sha256).digest()[
+        :_NONCE_MAC
+    ]
+
+
 def issue_challenge(
-    session: Session,
-    *,
-    purpose: str,
-    context: str,
-    municipality_id: int | None,
-    now: datetime,
-    ttl: timedelta,
+    key: bytes, *, purpose: str, context: str, now: datetime, ttl: timedelta
 ) -> IssuedChallenge:
-    """A fresh single-use nonce, valid for `ttl`."""
+    """A fresh single-use nonce for `purpose` in `context`, valid for `ttl`; nothing is written."""
     if purpose not in PURPOSES:
         raise Refused("validation", field="purpose")
-    nonce = secrets.token_bytes(32)
     expires = now + ttl
-    session.execute(
-        insert(CardChallenge).values(
-            nonce=nonce.hex(),
-            purpose=purpose,
-            context=context,
-            municipality_id=municipality_id,
-            created_at=now,
-            expires_at=expires,
-        )
-    )
+    head = secrets.token_bytes(_NONCE_RANDOM) + int(expires.timestamp()).to_bytes(_NONCE_EXPIRY, "big")
+    nonce = head + _challenge_mac(key, head, purpose, context)
     return IssuedChallenge(nonce.hex(), purpose, context, expires, challenge_message(nonce, purpose, context))
 
 
-def consume_challenge(session: Session, *, nonce: str, purpose: str, context: str, now: datetime) -> bytes:
-    """Mark the challenge used in one conditional statement; returns the message that must be signed.
+def consume_challenge(
+    session: Session,
+    key: bytes,
+    *,
+    nonce: str,
+    purpose: str,
+    context: str,
+    now: datetime,
+    municipality_id: int | None = None,
+) -> bytes:
+    """Check the nonce was issued here for this purpose and context and is unexpired, then use it up.
 
-    Raises Unauthorized with challenge.replayed / challenge.expired / challenge.unknown /
-    challenge.mismatch.
+    Single use is one INSERT that does nothing if the nonce was used before. Raises Unauthorized with
+    challenge.unknown / challenge.expired / challenge.replayed. Returns the message the card signed.
     """
-    row = session.execute(
-        update(CardChallenge)
-        .where(CardChallenge.nonce == nonce, CardChallenge.used_at.is_(None), CardChallenge.expires_at > now)
-        .values(used_at=now)
-        .returning(CardChallenge.purpose, CardChallenge.context)
-        .execution_options(synchronize_session=False)
-    ).first()
-    if row is None:
-        found = session.execute(
-            select(CardChallenge.used_at, CardChallenge.expires_at).where(CardChallenge.nonce == nonce)
-        ).first()
-        if found is None:
-            raise Unauthorized("challenge.unknown")
-        if found.used_at is not None:
-            raise Unauthorized("challenge.replayed")
+    try:
+        raw = bytes.fromhex(nonce)
+    except ValueError as exc:
+        raise Unauthorized("challenge.unknown") from exc
+    head, mac = raw[: _NONCE_RANDOM + _NONCE_EXPIRY], raw[_NONCE_RANDOM + _NONCE_EXPIRY :]
+    if len(raw) != 32 or not hmac.compare_digest(mac, _challenge_mac(key, head, purpose, context)):
+        raise Unauthorized("challenge.unknown")
+    expires = datetime.fromtimestamp(int.from_bytes(head[_NONCE_RANDOM:], "big"), tz=UTC)
+    if expires <= now:
         raise Unauthorized("challenge.expired")
-    if row.purpose != purpose or row.context != context:
-        raise Unauthorized("challenge.mismatch")
-    return challenge_message(bytes.fromhex(nonce), purpose, context)
+    values = {
+        "nonce": nonce,
+        "purpose": purpose,
+        "context": context,
+        "municipality_id": municipality_id,
+        "created_at": now,
+        "expires_at": expires,
+        "used_at": now,
+    }
+    table = cast(Table, CardChallenge.__table__)  # Core, not the ORM: this is on every boarding
+    insert_stmt = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
+    used = session.execute(
+        insert_stmt.values(**values).on_conflict_do_nothing(index_elements=["nonce"]).returning(table.c.id)
+    ).first()
+    if used is None:
+        raise Unauthorized("challenge.replayed")
+    return challenge_message(raw, purpose, context)
 
 
 # --- certificates ------------------------------------------------------------------------------
@@ -132,8 +148,14 @@ class CardVerifier:
     """
 
     def __init__(
-        self, trust_anchors: Iterable[x509.Certificate], revocation: RevocationChecker | None = None
+        self,
+        trust_anchors: Iterable[x509.Certificate],
+        revocation: RevocationChecker | None = None,
+        *,
+        challenge_key: bytes | None = None,
     ):
+        # Every API process of a deployment must share the key (the app derives it from its secret).
+        self.challenge_key = challenge_key or secrets.token_bytes(32)
         self._roots = {root.subject.public_bytes(): root for root in trust_anchors}
         if not self._roots:
             raise ValueError("at least one trust anchor is required")
@@ -143,8 +165,10 @@ class CardVerifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_pem(cls, pem: bytes, revocation: RevocationChecker | None = None) -> CardVerifier:
-        return cls(x509.load_pem_x509_certificates(pem), revocation)
+    def from_pem(
+        cls, pem: bytes, revocation: RevocationChecker | None = None, *, challenge_key: bytes | None = None
+    ) -> CardVerifier:
+        return cls(x509.load_pem_x509_certificates(pem), revocation, challenge_key=challenge_key)
 
     @property
     def trust_anchors(self) -> list[x509.Certificate]:
@@ -300,7 +324,9 @@ def prove_card(
         if not allow_tap:
             raise Refused("card.tap_not_allowed")
         return card
-    message = consume_challenge(session, nonce=proof.nonce, purpose=purpose, context=context, now=now)
+    message = consume_challenge(
+        session, verifier.challenge_key, nonce=proof.nonce, purpose=purpose, context=context, now=now
+    )
     verifier.verify_signature(card, message, proof.signature)
     return card
 

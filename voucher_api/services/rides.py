@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Table, and_, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from voucher_api.clock import fiscal_year_of, fiscal_year_start, japan_date, japan_midnight
@@ -34,6 +34,7 @@ from voucher_api.services.program_rules import split_fare, units_to_hold
 from voucher_api.services.tokens import Principal
 
 HOLD_ATTEMPTS = 3
+RIDES = cast(Table, Ride.__table__)  # Core for the hot writes
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,13 @@ def board(
         method = "tap"
     else:
         message = consume_challenge(
-            session, nonce=req.proof.nonce, purpose="board", context=board_context(terminal.id), now=now
+            session,
+            verifier.challenge_key,
+            nonce=req.proof.nonce,
+            purpose="board",
+            context=board_context(terminal.id),
+            now=now,
+            municipality_id=terminal.municipality_id,
         )
         verifier.verify_signature(card, message, req.proof.signature)
 
@@ -280,7 +287,7 @@ def redeem(
     check_limits(session, entitlement_id=target.entitlement_id, limits=target.limits, now=now)
 
     ride_id = session.execute(
-        insert(Ride)
+        insert(RIDES)
         .values(
             municipality_id=terminal.municipality_id,
             entitlement_id=target.entitlement_id,
@@ -296,12 +303,12 @@ def redeem(
             trip_ref=trip_ref,
             auth_method=method,
             offline=received_at is not None,
-            status=RideStatus.BOARDED,
+            status=RideStatus.BOARDED.value,
             boarded_at=now,
             recorded_at=received_at or now,
             units_held=held,
         )
-        .returning(Ride.id)
+        .returning(RIDES.c.id)
     ).scalar_one()
     entitlements.append_ledger(
         session,
@@ -374,60 +381,118 @@ def complete(
 
     Entering the same fare again returns the same result (a retried request); a different fare on a
     completed ride is refused (ride.already_completed); a voided ride is refused (ride.voided).
+    One read, one conditional update, the audit entry (and a ledger entry when units return).
     """
-    ride, program = _load_for_terminal(session, terminal, ride_id)
-    if ride.status is RideStatus.VOIDED:
+    row = session.execute(
+        select(
+            Ride.id,
+            Ride.municipality_id,
+            Ride.operator_id,
+            Ride.entitlement_id,
+            Ride.terminal_id,
+            Ride.trip_ref,
+            Ride.status,
+            Ride.units_held,
+            Ride.meter_fare,
+            Ride.subsidy_amount,
+            Ride.rider_share,
+            Ride.boarded_at,
+            Ride.review_code,
+            Program.subsidy,
+            Program.name.label("program_name"),
+            Entitlement.unit,
+            Entitlement.balance,
+            Resident.given_name,
+            Resident.birth_date,
+        )
+        .join(Program, Program.id == Ride.program_id)
+        .join(Entitlement, Entitlement.id == Ride.entitlement_id)
+        .join(Resident, Resident.id == Ride.resident_id)
+        .where(Ride.id == ride_id)
+    ).first()
+    if row is None or row.municipality_id != terminal.municipality_id:
+        raise NotFound("ride.not_found")
+    if terminal.kind == "terminal" and row.operator_id != terminal.operator_id:
+        raise Forbidden("auth.forbidden")
+
+    def answer(
+        status: RideStatus,
+        balance: int,
+        fare: int | None,
+        subsidy: int | None,
+        share: int | None,
+        replayed: bool,
+    ) -> RideView:
+        return RideView(
+            ride_id=row.id,
+            status=status.value,
+            given_name=row.given_name,
+            age_band=age_band(row.birth_date, japan_date(row.boarded_at)),
+            program_name=row.program_name,
+            unit=row.unit.value,
+            balance=balance,
+            units_held=row.units_held,
+            boarded_at=row.boarded_at,
+            meter_fare=fare,
+            subsidy=subsidy,
+            rider_share=share,
+            replayed=replayed,
+        )
+
+    if row.status is RideStatus.VOIDED:
         raise Conflict("ride.voided")
-    if ride.status is RideStatus.COMPLETED:
-        if ride.meter_fare == meter_fare:
-            return view(session, ride.id, replayed=True)
+    if row.status is RideStatus.COMPLETED:
+        if row.meter_fare == meter_fare:
+            return answer(
+                RideStatus.COMPLETED, row.balance, row.meter_fare, row.subsidy_amount, row.rider_share, True
+            )
         raise Conflict("ride.already_completed")
-    unit = session.scalar(select(Entitlement.unit).where(Entitlement.id == ride.entitlement_id))
-    assert unit is not None
     shared = (
-        ride.trip_ref is not None
+        row.trip_ref is not None
         and (
             session.scalar(
-                select(func.count()).where(
-                    Ride.trip_ref == ride.trip_ref, Ride.terminal_id == ride.terminal_id
-                )
+                select(func.count()).where(Ride.trip_ref == row.trip_ref, Ride.terminal_id == row.terminal_id)
             )
             or 0
         )
         > 1
     )
+    unit = row.unit.value
     # A ride under review held nothing (the balance was already used): price it as if it had, so the
     # statement can show what the program's loss policy assigns; nothing is returned to the balance.
-    held = ride.units_held if ride.review_code is None else units_to_hold(program.subsidy, unit.value, 10**9)
-    split = split_fare(program.subsidy, unit.value, held, meter_fare, shared=shared)
+    held = row.units_held if row.review_code is None else units_to_hold(row.subsidy, unit, 10**9)
+    split = split_fare(row.subsidy, unit, held, meter_fare, shared=shared)
     updated = session.execute(
-        update(Ride)
-        .where(Ride.id == ride.id, Ride.status == RideStatus.BOARDED)
-        .returning(Ride.id)
+        update(RIDES)
+        .where(RIDES.c.id == row.id, RIDES.c.status == RideStatus.BOARDED.value)
         .values(
-            status=RideStatus.COMPLETED,
+            status=RideStatus.COMPLETED.value,
             alighted_at=now,
             meter_fare=meter_fare,
             subsidy_amount=split.subsidy,
             rider_share=split.rider_share,
             units_used=split.units_used,
         )
-        .execution_options(synchronize_session=False)
+        .returning(RIDES.c.id)
     ).scalar()
     if updated is None:
         raise Conflict("conflict")
-    release = ride.units_held - split.units_used
-    if release > 0 and ride.review_code is None:
-        entitlements.change_balance(
-            session,
-            entitlement_id=ride.entitlement_id,
-            amount=release,
-            kind=LedgerKind.RIDE,
-            actor=terminal.actor,
-            now=now,
-            ride_id=ride.id,
-            note="unused units returned at alighting",
-            require_active=False,
+    balance = int(row.balance)
+    release = row.units_held - split.units_used
+    if release > 0 and row.review_code is None:
+        balance = (
+            entitlements.change_balance(
+                session,
+                entitlement_id=row.entitlement_id,
+                amount=release,
+                kind=LedgerKind.RIDE,
+                actor=terminal.actor,
+                now=now,
+                ride_id=row.id,
+                note="unused units returned at alighting",
+                require_active=False,
+            )
+            or balance
         )
     audit.record(
         session,
@@ -435,12 +500,11 @@ def complete(
         actor=terminal.actor,
         action="ride.completed",
         entity_type="ride",
-        entity_id=ride.id,
-        municipality_id=ride.municipality_id,
+        entity_id=row.id,
+        municipality_id=row.municipality_id,
         details={"fare": meter_fare, "subsidy": split.subsidy, "rider_share": split.rider_share},
     )
-    session.expire(ride)
-    return view(session, ride.id)
+    return answer(RideStatus.COMPLETED, balance, meter_fare, split.subsidy, split.rider_share, False)
 
 
 def void(session: Session, actor: Principal, *, ride_id: int, reason: str, now: datetime) -> RideView:

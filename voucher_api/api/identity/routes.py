@@ -83,10 +83,9 @@ class Challenges(MethodView):
                 raise Forbidden("auth.forbidden")
             context = f"staff:{principal.id}"
         issued = identity.issue_challenge(
-            db(),
+            verifier().challenge_key,
             purpose=purpose,
             context=context,
-            municipality_id=principal.municipality_id,
             now=clock().now(),
             ttl=timedelta(seconds=settings().challenge_ttl_seconds),
         )
