@@ -32,6 +32,7 @@ class Settings:
     access_token_ttl_seconds: int = 900
     terminal_token_ttl_seconds: int = 900
     challenge_ttl_seconds: int = 120
+    board_challenge_ttl_seconds: int = 600
     enrolment_code_ttl_seconds: int = 86_400
     card_trust_anchor_path: Path | None = None
     ocsp_timeout_seconds: float = 2.0
@@ -60,6 +61,7 @@ class Settings:
             access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL", 900),
             terminal_token_ttl_seconds=_int(env, "TERMINAL_TOKEN_TTL", 900),
             challenge_ttl_seconds=_int(env, "CHALLENGE_TTL", 120),
+            board_challenge_ttl_seconds=_int(env, "BOARD_CHALLENGE_TTL", 600),
             enrolment_code_ttl_seconds=_int(env, "ENROLMENT_CODE_TTL", 86_400),
             card_trust_anchor_path=Path(anchor) if anchor else var_dir / "issuer" / "root-ca.pem",
             ocsp_timeout_seconds=float(env.get("OCSP_TIMEOUT", "2.0")),

@@ -198,3 +198,22 @@ def test_signature_over_other_bytes_is_refused(client: FlaskClient, city: City, 
     )
     assert r.status_code == 401
     assert r.get_json()["code"] == "signature.invalid"
+
+
+def test_each_ride_answer_hands_over_the_next_boarding_challenge(
+    client: FlaskClient, session: Session, city: City, rider: Rider
+) -> None:
+    import base64
+
+    first = board(client, city, rider.card, key="chain-1").get_json()
+    challenge = first["next_challenge"]
+    assert challenge["purpose"] == "board"
+    token = city.terminal.token(client, f.NOW)
+    proof = f.card_proof(rider.card, message=base64.b64decode(challenge["message"]), nonce=challenge["nonce"])
+    second = client.post(
+        "/api/v1/rides",
+        json={"sequence": 99, "card": proof},
+        headers=f.bearer(token, **{"Idempotency-Key": "chain-2"}),
+    )
+    assert second.status_code == 201
+    assert second.get_json()["next_challenge"]["nonce"] != challenge["nonce"]

@@ -56,6 +56,16 @@ class BindingSchema(StrictSchema):
     bound_at = fields.AwareDateTime()
 
 
+def challenge_body(issued: identity.IssuedChallenge) -> dict[str, Any]:
+    return {
+        "nonce": issued.nonce,
+        "purpose": issued.purpose,
+        "context": issued.context,
+        "expires_at": issued.expires_at,
+        "message": base64.b64encode(issued.message).decode(),
+    }
+
+
 def proof_from(body: dict[str, Any]) -> identity.CardProof:
     return identity.CardProof(
         certificate=body["certificate"],
@@ -87,15 +97,13 @@ class Challenges(MethodView):
             purpose=purpose,
             context=context,
             now=clock().now(),
-            ttl=timedelta(seconds=settings().challenge_ttl_seconds),
+            ttl=timedelta(
+                seconds=settings().board_challenge_ttl_seconds
+                if purpose == "board"
+                else settings().challenge_ttl_seconds
+            ),
         )
-        return {
-            "nonce": issued.nonce,
-            "purpose": issued.purpose,
-            "context": issued.context,
-            "expires_at": issued.expires_at,
-            "message": base64.b64encode(issued.message).decode(),
-        }
+        return challenge_body(issued)
 
 
 @blp.route("/card-bindings")

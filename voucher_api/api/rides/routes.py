@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask.views import MethodView
@@ -13,16 +14,17 @@ from voucher_api.api.context import (
     _authenticate,
     clock,
     db,
+    settings,
     staff_required,
     terminal_or_staff,
     terminal_required,
     verifier,
 )
 from voucher_api.api.idempotency import idempotency_key
-from voucher_api.api.identity.routes import CardProofSchema, proof_from
+from voucher_api.api.identity.routes import CardProofSchema, ChallengeSchema, challenge_body, proof_from
 from voucher_api.api.problems import language
 from voucher_api.models import Driver, Operator, RecordStatus, Ride, Terminal, TerminalRecord
-from voucher_api.services import rides
+from voucher_api.services import identity, rides
 from voucher_api.services.errors import Conflict, DomainError, NotFound, message_for
 
 blp = Blueprint("rides", __name__, url_prefix="/rides", description="Boarding, fare at alighting, void")
@@ -57,6 +59,26 @@ class RideSchema(StrictSchema):
     subsidy = fields.Integer(allow_none=True)
     rider_share = fields.Integer(allow_none=True, metadata={"description": "what the rider pays"})
     replayed = fields.Boolean()
+    next_challenge = fields.Nested(
+        ChallengeSchema,
+        allow_none=True,
+        metadata={"description": "a fresh boarding challenge, so the next tap needs one round trip"},
+    )
+
+
+def with_next_challenge(view: dict[str, Any]) -> dict[str, Any]:
+    """Hand the terminal its next boarding challenge with every ride answer (stateless: costs no write)."""
+    principal = _authenticate()
+    if principal.kind != "terminal":
+        return {**view, "next_challenge": None}
+    issued = identity.issue_challenge(
+        verifier().challenge_key,
+        purpose="board",
+        context=rides.board_context(principal.id),
+        now=clock().now(),
+        ttl=timedelta(seconds=settings().board_challenge_ttl_seconds),
+    )
+    return {**view, "next_challenge": challenge_body(issued)}
 
 
 @blp.route("")
@@ -100,11 +122,11 @@ class Rides(MethodView):
             session.rollback()
             existing = rides.find_by_key(session, terminal_id=terminal.id, idempotency_key=key)
             if existing is not None:
-                return existing.as_dict(), 200
+                return with_next_challenge(existing.as_dict()), 200
             if isinstance(exc, IntegrityError):
                 raise Conflict("ride.sequence_reused") from exc
             raise
-        return ride.as_dict()
+        return with_next_challenge(ride.as_dict())
 
 
 @blp.route("/<int:ride_id>")
@@ -134,9 +156,11 @@ class Fare(MethodView):
     @blp.doc(security=[{"bearer": []}])
     def post(self, body: dict[str, Any], ride_id: int) -> Any:
         """Alighting: the meter fare; returns what the rider pays. The same fare again returns the same."""
-        return rides.complete(
-            db(), _authenticate(), ride_id=ride_id, meter_fare=body["meter_fare"], now=clock().now()
-        ).as_dict()
+        return with_next_challenge(
+            rides.complete(
+                db(), _authenticate(), ride_id=ride_id, meter_fare=body["meter_fare"], now=clock().now()
+            ).as_dict()
+        )
 
 
 @blp.route("/<int:ride_id>/void")
