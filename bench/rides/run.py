@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
             say(f"データベース {db_name} を削除しています…")
             drop_database(args.database_url, db_name)
 
-    api = summarise("乗車（3 リクエスト）", api_runs, step_names=API_STEPS)
+    api = summarise("乗車（乗車＋降車の 2 リクエスト）", api_runs, step_names=API_STEPS)
     floor = summarise("UPDATE + INSERT のみ（1 リクエスト）", floor_runs)
     per_round = [
         ratio(summarise("", [a]), summarise("", [f])) for a, f in zip(api_runs, floor_runs, strict=True)
