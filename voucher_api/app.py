@@ -79,7 +79,7 @@ def create_app(
         "session_factory": session_factory,
         "clock": clock or SystemClock(),
         "verifier": (lambda: verifier) if verifier is not None else _lazy_verifier(settings),
-        "tasks": task_sender or CeleryTaskSender(settings.celery_broker_url),
+        "tasks": task_sender or CeleryTaskSender(settings.celery_broker_url, settings.celery_queue),
     }
 
     api = Api(app, spec_kwargs={"servers": [{"url": "/"}]})

@@ -28,6 +28,8 @@ class Settings:
     database_url: str
     celery_broker_url: str
     jwt_secret: str
+    celery_queue: str = "celery"
+    celery_result_backend: str | None = None
     var_dir: Path = DEFAULT_VAR_DIR
     access_token_ttl_seconds: int = 900
     terminal_token_ttl_seconds: int = 900
@@ -56,6 +58,8 @@ class Settings:
         return cls(
             database_url=database_url,
             celery_broker_url=broker,
+            celery_queue=env.get("CELERY_QUEUE") or "celery",
+            celery_result_backend=env.get("CELERY_RESULT_BACKEND") or None,
             jwt_secret=jwt_secret,
             var_dir=var_dir,
             access_token_ttl_seconds=_int(env, "ACCESS_TOKEN_TTL", 900),

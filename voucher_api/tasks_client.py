@@ -16,10 +16,13 @@ class TaskSender(Protocol):
 class CeleryTaskSender:
     """Sends tasks by name to the configured broker; built once per process, connects lazily."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, queue: str = "celery") -> None:
         self._app = Celery("voucher_api-client", broker=broker_url, set_as_current=False)
         self._app.conf.update(
-            task_serializer="json", accept_content=["json"], broker_connection_retry_on_startup=False
+            task_serializer="json",
+            accept_content=["json"],
+            broker_connection_retry_on_startup=False,
+            task_default_queue=queue,
         )
 
     def send(self, name: str, *, args: list[Any], kwargs: dict[str, Any] | None = None) -> str:

@@ -17,7 +17,7 @@ JST: Final = ZoneInfo("Asia/Tokyo")
 ACCOUNT_TYPES: Final = ("ordinary", "current")
 """Deposit kinds a city pays into: 普通 and 当座."""
 
-LINE_KINDS: Final = ("ride", "prior_period", "offline_conflict", "adjustment")
+LINE_KINDS: Final = ("ride", "prior_period", "offline_conflict", "fareless", "adjustment")
 
 ACCOUNT_TYPE_LABELS: Final[dict[str, str]] = {"ordinary": "普通", "current": "当座"}
 
@@ -25,6 +25,7 @@ LINE_KIND_LABELS: Final[dict[str, str]] = {
     "ride": "乗車",
     "prior_period": "前月以前分",
     "offline_conflict": "要確認(オフライン)",
+    "fareless": "料金未入力",
     "adjustment": "調整",
 }
 

@@ -16,6 +16,7 @@ def register_blueprints(api: Api) -> None:
     from voucher_api.api.programs.routes import blp as programs
     from voucher_api.api.residents.routes import blp as residents
     from voucher_api.api.rides.routes import blp as rides
+    from voucher_api.api.settlement.routes import blp as settlement
     from voucher_api.api.terminals.routes import blp as terminals
 
     blueprints = [
@@ -28,14 +29,9 @@ def register_blueprints(api: Api) -> None:
         entitlements,
         operators,
         terminals,
+        rides,
+        settlement,
+        audit,
     ]
-    blueprints.append(rides)
-    import importlib.util  # TEMP until settlement routes land
-
-    if importlib.util.find_spec("voucher_api.api.settlement.routes"):
-        from voucher_api.api.settlement.routes import blp as settlement
-
-        blueprints.append(settlement)
-    blueprints.append(audit)
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")

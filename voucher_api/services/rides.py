@@ -519,11 +519,13 @@ def void(session: Session, actor: Principal, *, ride_id: int, reason: str, now: 
     reference = ride.alighted_at or ride.boarded_at
     if actor.kind == "terminal" and now > reference + window:
         raise Refused("ride.void_window_passed")
-    if session.scalar(select(StatementLine.id).where(StatementLine.ride_id == ride.id)) is not None:
+    settled = select(StatementLine.id).where(StatementLine.ride_id == ride.id)
+    if session.scalar(settled) is not None:
         raise Conflict("ride.settled")
     updated = session.execute(
         update(Ride)
-        .where(Ride.id == ride.id, Ride.status == ride.status)
+        # The NOT EXISTS repeats the check inside the write, so a line added meanwhile is still seen.
+        .where(Ride.id == ride.id, Ride.status == ride.status, ~settled.exists())
         .values(status=RideStatus.VOIDED, voided_at=now, void_reason=reason)
         .returning(Ride.id)
         .execution_options(synchronize_session=False)

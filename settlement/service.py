@@ -1,0 +1,616 @@
+"""Closing a month: settlement runs, one statement per operator, and the statement's life.
+
+Every function takes the caller's Session and `now`, and only flushes: the task, the request or the CLI
+owns the transaction. Closing one operator is one transaction, so a crash mid-run leaves that operator's
+statement either as it was or fully rebuilt, never half written; and it is idempotent, so running a
+period again never duplicates a statement (unique operator + period) or a line (unique ride).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from settlement.statements import (
+    LineDraft,
+    ProgramTerms,
+    RideRow,
+    build_statement,
+    format_period,
+    period_bounds,
+    statement_number,
+)
+from voucher_api.clock import japan_date, japan_midnight, next_month, previous_month
+from voucher_api.models import (
+    Entitlement,
+    Municipality,
+    Operator,
+    Program,
+    Ride,
+    RideStatus,
+    RunStatus,
+    SettlementRun,
+    Statement,
+    StatementLine,
+    StatementLineKind,
+    StatementStatus,
+)
+from voucher_api.services import audit
+from voucher_api.services.errors import Conflict, NotFound, Refused
+
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+STALE_RUN_AFTER = timedelta(hours=6)
+"""A run still queued or running this long after it was requested is taken as abandoned (its worker
+died with the broker message lost); a new run of the period may then start. Closing is idempotent, so
+a late task of the abandoned run can do no harm."""
+
+LINE_INSERT_BATCH = 5_000
+TRIGGERS = ("api", "cli", "beat")
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def start_run(
+    session: Session,
+    *,
+    municipality_id: int,
+    period: date,
+    trigger: str,
+    requested_by: str,
+    now: datetime,
+    stale_after: timedelta = STALE_RUN_AFTER,
+) -> SettlementRun:
+    """Queue a run that closes `period` (any day of the month) for the municipality.
+
+    Refuses a month that has not ended yet in Japan time (Refused settlement.period_open) and a second
+    run while one of the period is queued or running (Conflict settlement.already_running; the partial
+    unique index enforces the same under concurrency). A run left active longer than `stale_after` is
+    marked failed first. Raises ValueError for an unknown trigger.
+    """
+    if trigger not in TRIGGERS:
+        raise ValueError(f"trigger must be one of {TRIGGERS}, got {trigger!r}")
+    period = period.replace(day=1)
+    if now < japan_midnight(next_month(period)):
+        raise Refused("settlement.period_open", period=format_period(period))
+    active = session.scalars(
+        select(SettlementRun).where(
+            SettlementRun.municipality_id == municipality_id,
+            SettlementRun.period == period,
+            SettlementRun.status.in_(ACTIVE_STATUSES),
+        )
+    ).first()
+    if active is not None:
+        if now - active.created_at < stale_after:
+            raise Conflict("settlement.already_running", run_id=active.id)
+        _mark_failed(session, active, "放棄されました(長時間完了しなかったため)", now)
+    run = SettlementRun(
+        municipality_id=municipality_id,
+        period=period,
+        status=RunStatus.QUEUED,
+        trigger=trigger,
+        requested_by=requested_by,
+        operators_total=0,
+        operators_done=0,
+        error="",
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError as exc:
+        raise Conflict("settlement.already_running") from exc
+    audit.record(
+        session,
+        at=now,
+        actor=requested_by,
+        action="settlement.run_requested",
+        entity_type="settlement_run",
+        entity_id=run.id,
+        municipality_id=municipality_id,
+        details={"period": format_period(period), "trigger": trigger},
+    )
+    return run
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run has to do: close these operators, then finish. `proceed` is False for a run that
+    already finished or failed (a redelivered task), which must then do nothing."""
+
+    run_id: int
+    period: date
+    operator_ids: list[int]
+    proceed: bool
+
+
+def begin_run(session: Session, *, run_id: int, now: datetime) -> RunPlan:
+    """Mark a queued run running and list the municipality's operators (one statement each).
+
+    A run already running (a redelivered task) is planned again; closing is idempotent. Raises NotFound.
+    """
+    run = _load_run(session, run_id, lock=True)
+    if run.status not in ACTIVE_STATUSES:
+        return RunPlan(run.id, run.period, [], proceed=False)
+    operator_ids = list(
+        session.scalars(
+            select(Operator.id).where(Operator.municipality_id == run.municipality_id).order_by(Operator.id)
+        )
+    )
+    if run.status is RunStatus.QUEUED:
+        run.started_at = now
+        run.operators_done = 0
+    run.status = RunStatus.RUNNING
+    run.operators_total = len(operator_ids)
+    session.flush()
+    return RunPlan(run.id, run.period, operator_ids, proceed=True)
+
+
+def finish_run(session: Session, *, run_id: int, now: datetime) -> SettlementRun:
+    """Mark a running run succeeded. A run already finished or failed is returned unchanged."""
+    run = _load_run(session, run_id, lock=True)
+    if run.status not in ACTIVE_STATUSES:
+        return run
+    run.status = RunStatus.SUCCEEDED
+    run.finished_at = now
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor="system:settlement",
+        action="settlement.run_succeeded",
+        entity_type="settlement_run",
+        entity_id=run.id,
+        municipality_id=run.municipality_id,
+        details={"period": format_period(run.period), "operators": run.operators_total},
+    )
+    return run
+
+
+def fail_run(session: Session, *, run_id: int, error: str, now: datetime) -> SettlementRun:
+    """Mark an active run failed with a reason a person can read; the period may then be run again.
+
+    A run already finished is returned unchanged. Raises NotFound.
+    """
+    run = _load_run(session, run_id, lock=True)
+    if run.status in ACTIVE_STATUSES:
+        _mark_failed(session, run, error, now)
+    return run
+
+
+def close_previous_month(
+    session: Session, *, now: datetime, requested_by: str = "system:beat"
+) -> list[SettlementRun]:
+    """Queue a run of the month before `now` (Japan time) for every municipality.
+
+    A municipality whose run of that month is already active is skipped (beat may fire twice).
+    """
+    period = previous_month(japan_date(now))
+    runs: list[SettlementRun] = []
+    for municipality_id in session.scalars(select(Municipality.id).order_by(Municipality.id)):
+        try:
+            runs.append(
+                start_run(
+                    session,
+                    municipality_id=municipality_id,
+                    period=period,
+                    trigger="beat",
+                    requested_by=requested_by,
+                    now=now,
+                )
+            )
+        except Conflict:
+            continue
+    return runs
+
+
+def _load_run(session: Session, run_id: int, *, lock: bool = False) -> SettlementRun:
+    query = select(SettlementRun).where(SettlementRun.id == run_id)
+    if lock:
+        query = query.with_for_update()
+    run = session.scalars(query.execution_options(populate_existing=True)).first()
+    if run is None:
+        raise NotFound("not_found", run_id=run_id)
+    return run
+
+
+def _mark_failed(session: Session, run: SettlementRun, error: str, now: datetime) -> None:
+    run.status = RunStatus.FAILED
+    run.error = error[:2000]
+    run.finished_at = now
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor="system:settlement",
+        action="settlement.run_failed",
+        entity_type="settlement_run",
+        entity_id=run.id,
+        municipality_id=run.municipality_id,
+        details={"period": format_period(run.period), "error": run.error[:200]},
+    )
+
+
+# --- one operator --------------------------------------------------------------------------------
+
+
+def close_operator(session: Session, *, run_id: int, operator_id: int, now: datetime) -> Statement:
+    """Build (or rebuild) one operator's statement for the run's period, and count it on the run.
+
+    A draft statement is rebuilt in place: its ride lines are recomputed, its adjustment lines kept.
+    A confirmed, approved or paid statement is never touched; rides found later go to the next period's
+    statement as prior-period lines. Raises NotFound for an unknown run or an operator of another city.
+    """
+    run = _load_run(session, run_id)
+    operator = session.get(Operator, operator_id)
+    if operator is None or operator.municipality_id != run.municipality_id:
+        raise NotFound("not_found", operator_id=operator_id)
+    statement = _statement_for(session, run, operator, now)
+    if statement.status is StatementStatus.DRAFT:
+        _rebuild(session, statement, run, now)
+    _count_progress(session, run.id)
+    return statement
+
+
+def _statement_for(session: Session, run: SettlementRun, operator: Operator, now: datetime) -> Statement:
+    """The operator's statement of the period, locked for this transaction; created as a draft if none."""
+    query = (
+        select(Statement)
+        .where(Statement.operator_id == operator.id, Statement.period == run.period)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    found = session.scalars(query).first()
+    if found is not None:
+        return found
+    code = session.scalar(select(Municipality.code).where(Municipality.id == run.municipality_id))
+    assert code is not None  # the run's foreign key guarantees it
+    statement = Statement(
+        municipality_id=run.municipality_id,
+        operator_id=operator.id,
+        period=run.period,
+        number=statement_number(code, run.period, operator.code),
+        status=StatementStatus.DRAFT,
+        run_id=run.id,
+        ride_count=0,
+        fare_total=0,
+        rider_share_total=0,
+        subsidy_total=0,
+        adjustment_total=0,
+        amount_due=0,
+        generated_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(statement)
+            session.flush()
+    except IntegrityError:
+        # Another worker created it first (a redelivered task racing its original): use theirs.
+        found = session.scalars(query).first()
+        if found is None:
+            raise
+        return found
+    return statement
+
+
+def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: datetime) -> None:
+    session.flush()  # the Core statements below go around the Session's autoflush
+    rides = _candidate_rides(session, statement, run.period)
+    programs = _program_terms(session, {ride.program_id for ride in rides})
+    adjustments = [
+        LineDraft(
+            kind=StatementLineKind.ADJUSTMENT,
+            ride_id=None,
+            boarded_at=row.boarded_at,
+            program_id=row.program_id,
+            vehicle_id=row.vehicle_id,
+            meter_fare=row.meter_fare,
+            rider_share=row.rider_share,
+            subsidy_amount=row.subsidy_amount,
+            note=row.note,
+        )
+        # Plain rows, not ORM objects: the lines are deleted and rewritten below with Core statements.
+        for row in session.execute(
+            select(
+                StatementLine.boarded_at,
+                StatementLine.program_id,
+                StatementLine.vehicle_id,
+                StatementLine.meter_fare,
+                StatementLine.rider_share,
+                StatementLine.subsidy_amount,
+                StatementLine.note,
+            )
+            .where(
+                StatementLine.statement_id == statement.id,
+                StatementLine.kind == StatementLineKind.ADJUSTMENT,
+            )
+            .order_by(StatementLine.line_no)
+        )
+    ]
+    draft = build_statement(rides, programs, period=run.period, now=now, adjustments=adjustments)
+    session.execute(
+        delete(StatementLine)
+        .where(StatementLine.statement_id == statement.id)
+        .execution_options(synchronize_session=False)
+    )
+    _insert_lines(session, statement.id, draft.lines)
+    totals = draft.totals
+    statement.run_id = run.id
+    statement.ride_count = totals.ride_count
+    statement.fare_total = totals.fare_total
+    statement.rider_share_total = totals.rider_share_total
+    statement.subsidy_total = totals.subsidy_total
+    statement.adjustment_total = totals.adjustment_total
+    statement.amount_due = totals.amount_due
+    statement.generated_at = now
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor="system:settlement",
+        action="statement.generated",
+        entity_type="statement",
+        entity_id=statement.id,
+        municipality_id=statement.municipality_id,
+        details={
+            "run_id": run.id,
+            "number": statement.number,
+            "rides": totals.ride_count,
+            "amount_due": totals.amount_due,
+            "waiting_for_fare": draft.waiting_for_fare,
+        },
+    )
+
+
+def _candidate_rides(session: Session, statement: Statement, period: date) -> list[RideRow]:
+    """The operator's rides of the period, and rides of earlier closed months on no statement yet.
+
+    An earlier month counts as closed for the operator when it has a statement of that month; rides of a
+    month never closed wait for that month's own run.
+    """
+    start, end = period_bounds(period)
+    closed_months = session.scalars(
+        select(Statement.period).where(
+            Statement.operator_id == statement.operator_id, Statement.period < period
+        )
+    ).all()
+    months = [and_(Ride.boarded_at >= start, Ride.boarded_at < end)]
+    for month in closed_months:
+        month_start, month_end = period_bounds(month)
+        months.append(and_(Ride.boarded_at >= month_start, Ride.boarded_at < month_end))
+    other_line = aliased(StatementLine)
+    on_other_statement = exists().where(
+        other_line.ride_id == Ride.id, other_line.statement_id != statement.id
+    )
+    query = (
+        select(
+            Ride.id,
+            Ride.status,
+            Ride.boarded_at,
+            Ride.program_id,
+            Ride.vehicle_id,
+            Entitlement.unit,
+            Ride.units_held,
+            Ride.meter_fare,
+            Ride.subsidy_amount,
+            Ride.rider_share,
+            Ride.review_code,
+        )
+        .join(Entitlement, Entitlement.id == Ride.entitlement_id)
+        .where(
+            Ride.operator_id == statement.operator_id,
+            Ride.status != RideStatus.VOIDED,
+            or_(*months),
+            ~on_other_statement,
+        )
+        .order_by(Ride.boarded_at, Ride.id)
+    )
+    return [
+        RideRow(
+            ride_id=row[0],
+            status=str(row[1]),
+            boarded_at=row[2],
+            program_id=row[3],
+            vehicle_id=row[4],
+            unit=str(row[5]),
+            units_held=row[6],
+            meter_fare=row[7],
+            subsidy_amount=row[8],
+            rider_share=row[9],
+            review_code=row[10],
+        )
+        # Core rows: the ORM's row processing costs more than the statement itself at 100k rides.
+        for row in session.connection().execute(query)
+    ]
+
+
+def _program_terms(session: Session, program_ids: set[int]) -> dict[int, ProgramTerms]:
+    if not program_ids:
+        return {}
+    rows = session.execute(
+        select(Program.id, Program.subsidy, Program.options).where(Program.id.in_(program_ids))
+    )
+    return {row[0]: ProgramTerms(subsidy=row[1], options=row[2] or {}) for row in rows}
+
+
+def _insert_lines(session: Session, statement_id: int, lines: Sequence[LineDraft]) -> None:
+    """Write the lines in bulk: COPY on PostgreSQL, the driver's executemany elsewhere (SQLite).
+
+    Never one ORM object per line, so a month of 100k rides stays cheap in time and memory.
+    """
+    connection = session.connection()
+    rows = (
+        (
+            statement_id,
+            number,
+            line.kind.value,
+            line.ride_id,
+            line.boarded_at,
+            line.program_id,
+            line.vehicle_id,
+            line.meter_fare,
+            line.rider_share,
+            line.subsidy_amount,
+            line.note[:200],
+        )
+        for number, line in enumerate(lines, start=1)
+    )
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with raw.cursor() as cursor, cursor.copy(_COPY_LINES) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(dict(zip(_LINE_COLUMNS, row, strict=True)))
+        if len(batch) >= LINE_INSERT_BATCH:
+            connection.execute(insert(StatementLine), batch)
+            batch = []
+    if batch:
+        connection.execute(insert(StatementLine), batch)
+
+
+_LINE_COLUMNS = (
+    "statement_id",
+    "line_no",
+    "kind",
+    "ride_id",
+    "boarded_at",
+    "program_id",
+    "vehicle_id",
+    "meter_fare",
+    "rider_share",
+    "subsidy_amount",
+    "note",
+)
+_COPY_LINES = f"COPY statement_lines ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
+
+
+def _count_progress(session: Session, run_id: int) -> None:
+    # Capped, so a task redelivered after its commit cannot push the count past the total.
+    session.execute(
+        update(SettlementRun)
+        .where(
+            SettlementRun.id == run_id,
+            SettlementRun.status == RunStatus.RUNNING,
+            SettlementRun.operators_done < SettlementRun.operators_total,
+        )
+        .values(operators_done=SettlementRun.operators_done + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- the statement's life ------------------------------------------------------------------------
+
+
+def confirm_statement(
+    session: Session, *, statement_id: int, municipality_id: int, staff_id: int, actor: str, now: datetime
+) -> Statement:
+    """Finance confirms a draft: from now on it never changes (corrections go to a later period).
+
+    Raises NotFound statement.not_found, Conflict statement.bad_transition (not a draft) and
+    Conflict settlement.already_running (a run of the period is rebuilding drafts right now).
+    """
+    statement = _load_statement(session, statement_id, municipality_id)
+    if statement.status is not StatementStatus.DRAFT:
+        raise Conflict("statement.bad_transition", current_status=statement.status.value)
+    running = session.scalar(
+        select(SettlementRun.id).where(
+            SettlementRun.municipality_id == municipality_id,
+            SettlementRun.period == statement.period,
+            SettlementRun.status.in_(ACTIVE_STATUSES),
+        )
+    )
+    if running is not None:
+        raise Conflict("settlement.already_running", run_id=running)
+    statement.status = StatementStatus.CONFIRMED
+    statement.confirmed_by_id = staff_id
+    statement.confirmed_at = now
+    session.flush()
+    _record_transition(session, statement, actor, "statement.confirmed", now)
+    return statement
+
+
+def approve_statement(
+    session: Session, *, statement_id: int, municipality_id: int, staff_id: int, actor: str, now: datetime
+) -> Statement:
+    """A second person (finance_approver) approves a confirmed statement.
+
+    Raises NotFound statement.not_found, Conflict statement.bad_transition (not confirmed) and
+    Refused statement.same_person (the approver confirmed it).
+    """
+    statement = _load_statement(session, statement_id, municipality_id)
+    if statement.status is not StatementStatus.CONFIRMED:
+        raise Conflict("statement.bad_transition", current_status=statement.status.value)
+    if statement.confirmed_by_id == staff_id:
+        raise Refused("statement.same_person")
+    statement.status = StatementStatus.APPROVED
+    statement.approved_by_id = staff_id
+    statement.approved_at = now
+    session.flush()
+    _record_transition(session, statement, actor, "statement.approved", now)
+    return statement
+
+
+def pay_statement(
+    session: Session, *, statement_id: int, municipality_id: int, actor: str, now: datetime
+) -> Statement:
+    """Record that an approved statement was paid. Raises NotFound and Conflict statement.bad_transition."""
+    statement = _load_statement(session, statement_id, municipality_id)
+    if statement.status is not StatementStatus.APPROVED:
+        raise Conflict("statement.bad_transition", current_status=statement.status.value)
+    statement.status = StatementStatus.PAID
+    statement.paid_at = now
+    session.flush()
+    _record_transition(session, statement, actor, "statement.paid", now)
+    return statement
+
+
+def _load_statement(session: Session, statement_id: int, municipality_id: int) -> Statement:
+    statement = session.scalars(
+        select(Statement)
+        .where(Statement.id == statement_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if statement is None or statement.municipality_id != municipality_id:
+        raise NotFound("statement.not_found")
+    return statement
+
+
+def _record_transition(
+    session: Session, statement: Statement, actor: str, action: str, now: datetime
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        entity_type="statement",
+        entity_id=statement.id,
+        municipality_id=statement.municipality_id,
+        details={"number": statement.number, "amount_due": statement.amount_due},
+    )
+
+
+__all__ = [
+    "RunPlan",
+    "approve_statement",
+    "begin_run",
+    "close_operator",
+    "close_previous_month",
+    "confirm_statement",
+    "fail_run",
+    "finish_run",
+    "pay_statement",
+    "start_run",
+]

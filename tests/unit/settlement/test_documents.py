@@ -1,0 +1,120 @@
+"""Statements in the database mapped onto the exports' documents (CSV, PDF, Zengin)."""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from settlement import documents, service
+from settlement.exports import csv_export
+from tests import factories as f
+from tests.unit.settlement.factories import City, city, jst, ride
+from voucher_api.models import StaffRole, Statement
+
+SEPTEMBER = date(2026, 9, 1)
+AFTER = jst(2026, 10, 1, 2, 0)
+
+
+def closed(session: Session, town: City) -> None:
+    run = service.start_run(
+        session, municipality_id=town.mun.id, period=SEPTEMBER, trigger="cli", requested_by="t", now=AFTER
+    )
+    for operator_id in service.begin_run(session, run_id=run.id, now=AFTER).operator_ids:
+        service.close_operator(session, run_id=run.id, operator_id=operator_id, now=AFTER)
+    service.finish_run(session, run_id=run.id, now=AFTER)
+
+
+def first_statement(session: Session, town: City) -> Statement:
+    found = session.scalar(select(Statement).where(Statement.operator_id == town.fleets[0].operator.id))
+    assert found is not None
+    return found
+
+
+def test_statement_document_carries_the_lines_with_program_vehicle_and_district(session: Session) -> None:
+    town = city(session, operators=1)
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 3), fare=1800)
+    closed(session, town)
+    doc = documents.statement_doc(session, first_statement(session, town).id)
+    line = doc.lines[0]
+    assert (doc.statement_number, doc.municipality_name, doc.ride_count, doc.amount_due) == (
+        "062120-202609-OP01",
+        "尾花沢市",
+        1,
+        900,
+    )
+    assert (line.ride_ref, line.program_name, line.district_name, line.vehicle, line.subsidy_amount) == (
+        str(made.id),
+        "高齢者おもいやりタクシー",
+        "尾花沢",
+        town.fleets[0].vehicle.registration,
+        900,
+    )
+    assert doc.bank is not None
+    assert doc.bank.account_number == "1234567"
+
+
+def test_fareless_line_is_printed_as_such_with_a_note_saying_why(session: Session) -> None:
+    town = city(session, operators=1)
+    ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 3), fare=None)
+    closed(session, town)
+    line = documents.statement_doc(session, first_statement(session, town).id).lines[0]
+    assert line.kind == "fareless"
+    assert "運賃未入力" in line.note
+
+
+def test_signatories_are_the_staff_who_confirmed_and_approved(session: Session) -> None:
+    town = city(session, operators=1)
+    closed(session, town)
+    statement = first_statement(session, town)
+    clerk = f.staff_user(session, town.mun, StaffRole.FINANCE)
+    chief = f.staff_user(session, town.mun, StaffRole.FINANCE_APPROVER)
+    chief.display_name = "会計課長"
+    for act, who in ((service.confirm_statement, clerk), (service.approve_statement, chief)):
+        act(
+            session,
+            statement_id=statement.id,
+            municipality_id=town.mun.id,
+            staff_id=who.id,
+            actor="t",
+            now=AFTER,
+        )
+    doc = documents.statement_doc(session, statement.id, with_lines=False)
+    assert (doc.status, doc.prepared_by, doc.approved_by) == ("approved", "窓口 太郎", "会計課長")
+
+
+def test_month_rows_stream_every_line_of_every_statement_into_the_month_csv(session: Session) -> None:
+    town = city(session, operators=2)
+    for fleet in town.fleets:
+        ride(session, town, fleet, boarded_at=jst(2026, 9, 3))
+        ride(session, town, fleet, boarded_at=jst(2026, 9, 4))
+    closed(session, town)
+    stream = io.BytesIO()
+    written = csv_export.write_month_csv(
+        stream, documents.month_rows(session, municipality_id=town.mun.id, period=SEPTEMBER)
+    )
+    assert written == 4
+    assert stream.getvalue().decode("utf-8-sig").count("062120-202609-OP02") == 2
+
+
+def test_only_approved_statements_with_money_due_become_transfers(session: Session) -> None:
+    town = city(session, operators=2)
+    ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 3), fare=1800)
+    ride(session, town, town.fleets[1], boarded_at=jst(2026, 9, 3), fare=1800)
+    closed(session, town)
+    statement = first_statement(session, town)
+    clerk = f.staff_user(session, town.mun, StaffRole.FINANCE)
+    chief = f.staff_user(session, town.mun, StaffRole.FINANCE_APPROVER)
+    for act, who in ((service.confirm_statement, clerk), (service.approve_statement, chief)):
+        act(
+            session,
+            statement_id=statement.id,
+            municipality_id=town.mun.id,
+            staff_id=who.id,
+            actor="t",
+            now=AFTER,
+        )
+    transfers = documents.transfers_for(session, municipality_id=town.mun.id, period=SEPTEMBER)
+    assert [(t.amount, t.customer_code) for t in transfers] == [(900, str(statement.id))]
