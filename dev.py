@@ -51,6 +51,8 @@ def start() -> int:
     env.setdefault("PYTHONUNBUFFERED", "1")
     api_port = env.get("PORT", "8000")
     issuer_port = env.get("ISSUER_PORT", "8001")
+    bridge_port = env.get("BRIDGE_PORT", "8765")
+    env.setdefault("CARD_BRIDGE_URL", f"http://127.0.0.1:{bridge_port}")
     env.setdefault("MOCK_ISSUER_URL", f"http://127.0.0.1:{issuer_port}")
     env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{api_port}")
     env.setdefault("REGISTRY_URL", f"http://127.0.0.1:{issuer_port}/registry")
@@ -94,6 +96,19 @@ def start() -> int:
             str(var / "registry.sqlite3"),
         ],
     )
+    spawn(
+        "card-bridge",
+        [
+            str(BIN / "mock-card"),
+            "bridge",
+            "--port",
+            bridge_port,
+            "--cards",
+            str(var / "cards"),
+            "--origin",
+            f"http://127.0.0.1:{api_port}",
+        ],
+    )
     spawn("worker", [str(BIN / "celery"), "-A", "settlement.celery_app", "worker", "-c", "2", "-l", "INFO"])
     spawn(
         "beat",
@@ -110,10 +125,12 @@ def start() -> int:
     )
     summary = var / "demo-summary.txt"
     print("\n" + "=" * 72)
+    print(f"  窓口・移動市役所 http://127.0.0.1:{api_port}/staff/sign-in  (counter and mobile office)")
     print(f"  API            http://127.0.0.1:{api_port}/api/v1/health")
     print(f"  API の説明     http://127.0.0.1:{api_port}/api/v1/docs")
     print(f"  OpenAPI        http://127.0.0.1:{api_port}/api/v1/openapi.json")
-    print(f"  CRL / OCSP     http://127.0.0.1:{issuer_port}/ (mock J-LIS)")
+    print(f"  CRL / OCSP     http://127.0.0.1:{issuer_port}/ (mock J-LIS)、住民基本台帳 /registry")
+    print(f"  カードリーダー http://127.0.0.1:{bridge_port}/reader (mock reader bridge)")
     if summary.exists():
         print(summary.read_text())
     print("  止めるには Ctrl-C / press Ctrl-C to stop")
@@ -135,14 +152,17 @@ def start() -> int:
                 stopping, exit_code = True, 1
         time.sleep(0.5)
     print("\n停止しています… / stopping…", flush=True)
+    # Each main process gets SIGTERM and stops its own children (gunicorn its workers, Celery its pool,
+    # warmly); only what is still running after the deadline is killed, with its whole group.
     for _name, proc in procs:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 20
-    for _name, proc in procs:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for name, proc in procs:
         try:
             proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            print(f"{name} が止まらないため強制終了します / killing {name}", file=sys.stderr)
             os.killpg(proc.pid, signal.SIGKILL)
     print("停止しました / stopped", flush=True)
     return exit_code

@@ -543,3 +543,6 @@ def serve(ctx: click.Context, host: str, port: int, crl_lag: float) -> None:
     app = create_issuer_app(state.issuer(), crl_lag=timedelta(seconds=crl_lag), clock=state.now)
     click.echo(f"CRL・OCSP を配信します: http://{host}:{port}/  (PID {os.getpid()})")
     run_simple(host, port, app, threaded=True)
+
+
+main.add_command(importlib.import_module("auth_mock.bridge_cli").bridge)

@@ -92,6 +92,9 @@ def create_app(
     from voucher_api.api.docs import register_docs
 
     register_docs(app)
+    from voucher_api.web import register_web
+
+    register_web(app)
     return app
 
 

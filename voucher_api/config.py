@@ -43,6 +43,7 @@ class Settings:
     snapshot_signing_key_path: Path | None = None
     snapshot_valid_hours: int = 24
     public_base_url: str = "http://127.0.0.1:8000"
+    card_bridge_url: str = "http://127.0.0.1:8765"
     log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +77,7 @@ class Settings:
             ),
             snapshot_valid_hours=_int(env, "SNAPSHOT_VALID_HOURS", 24),
             public_base_url=env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000"),
+            card_bridge_url=env.get("CARD_BRIDGE_URL") or "http://127.0.0.1:8765",
             log_level=env.get("LOG_LEVEL", "INFO"),
         )
 

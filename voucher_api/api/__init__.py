@@ -12,11 +12,14 @@ def register_blueprints(api: Api) -> None:
     from voucher_api.api.entitlements.routes import blp as entitlements
     from voucher_api.api.health.routes import blp as health
     from voucher_api.api.identity.routes import blp as identity
+    from voucher_api.api.mobile_office.routes import blp as mobile_office
     from voucher_api.api.operators.routes import blp as operators
     from voucher_api.api.programs.routes import blp as programs
+    from voucher_api.api.resident_records.routes import blp as resident_records
     from voucher_api.api.residents.routes import blp as residents
     from voucher_api.api.rides.routes import blp as rides
     from voucher_api.api.settlement.routes import blp as settlement
+    from voucher_api.api.slips.routes import blp as slips
     from voucher_api.api.terminals.routes import blp as terminals
 
     blueprints = [
@@ -32,6 +35,9 @@ def register_blueprints(api: Api) -> None:
         rides,
         settlement,
         audit,
+        mobile_office,
+        slips,
+        resident_records,
     ]
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")

@@ -145,6 +145,25 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "terminal.not_active": ("この端末は利用できません。", "This terminal is not active."),
     "terminal.bad_assertion": ("端末の認証に失敗しました。", "The terminal's signed assertion is not valid."),
+    # mobile office
+    "round.not_found": ("巡回ルートが見つかりません。", "Round not found."),
+    "stop.not_found": ("停車場所が見つかりません。", "Stop not found."),
+    "stop.window_invalid": (
+        "終了時刻は開始時刻より後にしてください。",
+        "The stop's time window must end after it starts.",
+    ),
+    "stop.district_unknown": ("地区が見つかりません。", "Unknown district."),
+    "stop.not_open": (
+        "この停車場所は受付中ではありません。先に受付を開始してください。",
+        "This stop is not open.",
+    ),
+    "stop.closed": ("この停車場所の受付は終了しています。", "This stop is already closed."),
+    "stop.other_open": (
+        "同じルートの別の停車場所が受付中です。先にそちらを終了してください。",
+        "Another stop of this round is open; close it first.",
+    ),
+    "ticket.not_found": ("番号札が見つかりません。", "Queue ticket not found."),
+    "ticket.finished": ("この番号札の受付はすでに終わっています。", "This ticket is already finished."),
     "settlement.period_open": (
         "対象月がまだ終わっていないため精算できません。",
         "The period has not ended yet.",
