@@ -7,7 +7,13 @@ from collections.abc import Iterable
 
 from sqlalchemy import Engine, inspect, text
 
-_TWELVE_DIGITS = re.compile(r"(?<![0-9０-９])[0-9０-９]{12}(?![0-9０-９])")
+# Twelve digits standing as their own token, written plainly or grouped 4-4-4 (spaces or hyphens), in
+# half- or full-width. Digits inside a longer alphanumeric token (a hex fingerprint, a nonce) are not a
+# number anyone wrote down, so they are not flagged.
+_SEP = "[-‐－ 　]?"
+_TWELVE_DIGITS = re.compile(
+    rf"(?<![0-9A-Za-z０-９])([0-9０-９]{{4}}){_SEP}([0-9０-９]{{4}}){_SEP}([0-9０-９]{{4}})(?![0-9A-Za-z０-９])"
+)
 
 
 def is_individual_number(digits: str) -> bool:
@@ -27,7 +33,11 @@ def is_individual_number(digits: str) -> bool:
 
 
 def individual_numbers_in(text_value: str) -> list[str]:
-    return [m.group(0) for m in _TWELVE_DIGITS.finditer(text_value) if is_individual_number(m.group(0))]
+    found = []
+    for match in _TWELVE_DIGITS.finditer(text_value):
+        if is_individual_number("".join(match.groups())):
+            found.append(match.group(0))
+    return found
 
 
 def secrets_in(text_value: str, secrets: Iterable[str]) -> list[str]:
