@@ -153,6 +153,19 @@ def prove_with_pin(
     )
 
 
+def sign_for_offline(reader: CardReader, message: bytes, pin: str) -> bytes:
+    """The card's user-key signature over a message the terminal made itself (an offline boarding binds
+    the terminal's nonce to its record number; DESIGN §7).
+
+    Raises PinMalformed (no try spent), WrongPin(tries_left), PinLocked, CardHasNoPin, CardUnreadable.
+    """
+    check_pin_format(pin)
+    with _card_errors():
+        if not reader.has_user_pin():
+            raise CardHasNoPin()
+        return reader.sign_with_user_key(message, pin)
+
+
 def prove_by_tap(reader: CardReader) -> CardProof:
     """A PIN-less tap: the certificate only (the API accepts it only where the program allows).
 

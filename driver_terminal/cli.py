@@ -7,14 +7,22 @@
     driver-terminal ride RIDE_ID
     driver-terminal resend          (re-send boardings that got no answer, same number and key)
     driver-terminal journal         (this terminal's recent boardings)
-    driver-terminal status          (who this terminal is; is the server reachable)
+    driver-terminal status          (who this terminal is; is the server reachable; what waits to be sent)
+    driver-terminal snapshot        (fetch and check the signed snapshot for working offline)
+    driver-terminal sync            (send the records made offline; show the API's answer to each)
+    driver-terminal kiosk           (serve the touch screen to the in-car browser)
+
+`board` tries the API first; when it cannot be reached and a valid snapshot is on the device, the
+boarding is accepted offline within the program's offline limits and kept, signed, until `sync`
+(`--offline` skips the API). A boarding kept offline is shown as pending, not as confirmed.
 
 The data directory (key, identity, sequence numbers, journal) comes from `--data-dir`, else
 $TERMINAL_DATA_DIR, else var/terminal. Without `--pin` or `--tap`, `board` asks for the PIN without
 echoing it.
 
-Exit status: 0 done; 1 refused (by the server or the card); 2 wrong usage; 3 no answer from the server
-(a boarding is then kept and can be re-sent); 4 this terminal is not set up (not enrolled, key problem).
+Exit status: 0 done; 1 refused (by the server, the card or the offline rules); 2 wrong usage; 3 no answer
+from the server (a boarding is then kept and can be re-sent; records wait for the next sync); 4 this
+terminal is not set up (not enrolled, key problem).
 """
 
 from __future__ import annotations
@@ -46,8 +54,17 @@ from driver_terminal.client import (
     system_clock,
 )
 from driver_terminal.keys import DATA_DIR_ENV, DEFAULT_DATA_DIR, TerminalKeyError
+from driver_terminal.messages import rider_message, sync_explanation
+from driver_terminal.snapshot import OfflineRefusal, SnapshotInvalid
 from driver_terminal.store import JournalState, StoreError
-from driver_terminal.terminal import BoardingUnanswered, NotEnrolled, Terminal, enrol_terminal
+from driver_terminal.terminal import (
+    BoardingUnanswered,
+    NotEnrolled,
+    RideFacts,
+    RideRefused,
+    Terminal,
+    enrol_terminal,
+)
 
 JAPAN = ZoneInfo("Asia/Tokyo")
 LANGUAGES = ("ja", "en")
@@ -173,16 +190,49 @@ def describe_boarding(ride: Ride, lang: str) -> list[str]:
     return lines
 
 
-def _ride_facts(ride: Ride, lang: str) -> list[str]:
+def _ride_facts(ride: Ride | RideFacts, lang: str, *, provisional: bool = False) -> list[str]:
+    unit = (
+        EntitlementUnit(ride.unit)
+        if ride.unit in {u.value for u in EntitlementUnit}
+        else EntitlementUnit.RIDE
+    )
+    balance = "-" if ride.balance is None else balance_text(unit, ride.balance, lang)
     rows = [
         (say(lang, "お名前", "Name"), say(lang, f"{ride.given_name} 様", ride.given_name)),
         (say(lang, "年代", "Age band"), age_band_text(ride.age_band, lang)),
         (say(lang, "制度", "Program"), ride.program_name),
-        (say(lang, "残り", "Balance"), balance_text(ride.unit, ride.balance, lang)),
+        (
+            say(lang, "残り(仮)", "Balance (provisional)") if provisional else say(lang, "残り", "Balance"),
+            balance,
+        ),
     ]
     width = max(len(label) for label, _ in rows) + 1
     pad = "　" if lang == "ja" else " "  # full-width space keeps Japanese labels aligned
     return [f"  {label}{pad * (width - len(label))}{value}" for label, value in rows]
+
+
+def describe_kept_boarding(facts: RideFacts, lang: str, *, already: bool) -> list[str]:
+    """A boarding accepted offline (pending until sync), or a card already on board in this car."""
+    if already:
+        head = say(
+            lang,
+            f"この方はすでに乗車中です（通し番号 {facts.sequence}）。二重には記録していません。",
+            f"This rider is already on board (sequence {facts.sequence}); nothing was recorded twice.",
+        )
+        return [head, *_ride_facts(facts, lang, provisional=not facts.confirmed)]
+    return [
+        say(
+            lang,
+            f"オフラインで受け付けました（未送信・通し番号 {facts.sequence}）",
+            f"Accepted offline (pending, sequence {facts.sequence})",
+        ),
+        say(
+            lang,
+            "※ まだサーバーで確定していません。通信が戻ったら `driver-terminal sync` で送信してください。",
+            "Note: not confirmed by the server yet. Run `driver-terminal sync` when the connection is back.",
+        ),
+        *_ride_facts(facts, lang, provisional=True),
+    ]
 
 
 def describe_fare(ride: Ride, lang: str) -> list[str]:
@@ -311,6 +361,21 @@ def friendly(fn: F) -> F:
             )
         except CardProblem as error:
             _fail([error.message(lang)], EXIT_REFUSED)
+        except OfflineRefusal as error:
+            _fail([rider_message(error.code, lang, **error.params)], EXIT_REFUSED)
+        except RideRefused as error:
+            _fail([rider_message(error.code, lang)], EXIT_REFUSED)
+        except SnapshotInvalid:
+            _fail(
+                [
+                    say(
+                        lang,
+                        "オフライン用データの署名を確認できませんでした。保存していません。",
+                        "The offline snapshot's signature could not be verified; it was not kept.",
+                    )
+                ],
+                EXIT_REFUSED,
+            )
         except (NotEnrolled, TerminalKeyError, StoreError) as error:
             _fail([str(error)], EXIT_NOT_SET_UP)
 
@@ -421,6 +486,9 @@ def enrol(state: _State, api_url: str, code: str, lang: str | None) -> None:
 @click.option("--tap", is_flag=True, help="暗証番号なし(制度が認める場合のみ) / PIN-less tap")
 @click.option("--driver", "driver_code", default=None, help="運転者コード / driver code")
 @click.option("--trip", "trip_ref", default=None, help="相乗りの共通番号 / shared-ride reference")
+@click.option(
+    "--offline", is_flag=True, help="サーバーに問い合わせずに受け付ける / decide offline, from the snapshot"
+)
 @lang_option
 @click.pass_obj
 @friendly
@@ -431,6 +499,7 @@ def board(
     tap: bool,
     driver_code: str | None,
     trip_ref: str | None,
+    offline: bool,
     lang: str | None,
 ) -> None:
     lang = _lang(lang)
@@ -444,8 +513,15 @@ def board(
         check_pin_format(pin)
     with state.terminal(lang) as terminal:
         card = state.environment.open_card(card_path)
-        boarding = terminal.board(card, pin=pin, driver_code=driver_code, trip_ref=trip_ref)
-    for line in describe_boarding(boarding.ride, lang):
+        boarding = terminal.board(
+            card, pin=pin, driver_code=driver_code, trip_ref=trip_ref, online=not offline
+        )
+        lines = (
+            describe_boarding(boarding.ride, lang)
+            if boarding.ride is not None
+            else describe_kept_boarding(boarding.facts, lang, already=boarding.already_on_board)
+        )
+    for line in lines:
         click.echo(line)
 
 
@@ -590,9 +666,44 @@ def status(state: _State, lang: str | None) -> None:
                 f"Next sequence: {terminal.store.next_sequence()}",
             )
         )
-        pending = len(terminal.store.unanswered())
-        if pending:
-            click.echo(say(lang, f"応答待ちの乗車: {pending}件", f"Unanswered boardings: {pending}"))
+        summary = terminal.status()
+        if summary.unanswered:
+            click.echo(
+                say(
+                    lang,
+                    f"応答待ちの乗車: {summary.unanswered}件",
+                    f"Unanswered boardings: {summary.unanswered}",
+                )
+            )
+        click.echo(
+            say(
+                lang,
+                f"未送信の記録: {summary.pending_records}件",
+                f"Records waiting to be sent: {summary.pending_records}",
+            )
+        )
+        if summary.needing_attention:
+            click.echo(
+                say(
+                    lang,
+                    f"確認が必要な記録: {summary.needing_attention}件（`driver-terminal sync` で内容を表示）",
+                    f"Records needing your attention: {summary.needing_attention}"
+                    " (see `driver-terminal sync`)",
+                )
+            )
+        click.echo(
+            _snapshot_line(
+                summary.snapshot_fetched_at, summary.snapshot_valid_until, summary.snapshot_usable, lang
+            )
+        )
+        if summary.last_sync_at is not None:
+            click.echo(
+                say(
+                    lang,
+                    f"最後の送信: {japan_time(summary.last_sync_at, lang)}",
+                    f"Last sync: {japan_time(summary.last_sync_at, lang)}",
+                )
+            )
         try:
             health = terminal.client.health()
         except ApiUnreachable:
@@ -603,3 +714,130 @@ def status(state: _State, lang: str | None) -> None:
         click.echo(
             say(lang, f"サーバー: 一部停止中（{health.status}）", f"Server: degraded ({health.status})")
         )
+
+
+def _snapshot_line(fetched: datetime | None, valid_until: datetime | None, usable: bool, lang: str) -> str:
+    if fetched is None:
+        return say(lang, "オフライン用データ: なし", "Offline snapshot: none")
+    if valid_until is None:
+        return say(lang, "オフライン用データ: 署名を確認できません", "Offline snapshot: signature not valid")
+    state = say(lang, "有効", "valid") if usable else say(lang, "期限切れ", "expired")
+    got, until = japan_time(fetched, lang), japan_time(valid_until, lang)
+    return say(
+        lang,
+        f"オフライン用データ: {got} 取得、{until} まで（{state}）",
+        f"Offline snapshot: fetched {got}, until {until} ({state})",
+    )
+
+
+@main.command(help="オフライン用データを取得する / fetch the signed snapshot for offline work")
+@lang_option
+@click.pass_obj
+@friendly
+def snapshot(state: _State, lang: str | None) -> None:
+    lang = _lang(lang)
+    with state.terminal(lang) as terminal:
+        fresh = terminal.refresh_snapshot()
+    until = japan_time(fresh.valid_until, lang)
+    cards, programs, revoked = len(fresh.bindings), len(fresh.programs), len(fresh.revoked_serials)
+    click.echo(
+        say(
+            lang,
+            f"オフライン用データを取得しました（署名確認済み、{until} まで有効）",
+            f"Snapshot fetched and verified (valid until {until})",
+        )
+    )
+    click.echo(
+        say(
+            lang,
+            f"  登録カード {cards}件、制度 {programs}件、失効証明書 {revoked}件",
+            f"  {cards} bound cards, {programs} programs, {revoked} revoked certificates",
+        )
+    )
+
+
+SYNC_STATUS_TEXT = {
+    "accepted": ("受付", "accepted"),
+    "duplicate": ("受付済み(重複なし)", "already received"),
+    "conflict": ("要確認", "needs review"),
+    "rejected": ("記録できず", "rejected"),
+}
+
+
+@main.command(help="オフラインの記録を送信する / send the records made offline")
+@lang_option
+@click.pass_obj
+@friendly
+def sync(state: _State, lang: str | None) -> None:
+    lang = _lang(lang)
+    with state.terminal(lang) as terminal:
+        terminal.tell_shifts()
+        resent = terminal.resend_unanswered()
+        report = terminal.sync()
+    for outcome in resent:
+        if outcome.ride is not None:
+            click.echo(
+                say(
+                    lang,
+                    f"通し番号 {outcome.entry.sequence}: 応答のなかった乗車が記録されました"
+                    f"（乗車番号 {outcome.ride.ride_id}）",
+                    f"Sequence {outcome.entry.sequence}: the unanswered boarding is recorded "
+                    f"(ride {outcome.ride.ride_id})",
+                )
+            )
+        elif outcome.refusal is not None:
+            click.echo(
+                say(
+                    lang,
+                    f"通し番号 {outcome.entry.sequence}: 応答のなかった乗車は記録されませんでした",
+                    f"Sequence {outcome.entry.sequence}: the unanswered boarding was not recorded",
+                )
+                + f" — {outcome.refusal.title}"
+            )
+    if report.sent == 0:
+        click.echo(say(lang, "送信する記録はありません。", "Nothing to send."))
+    else:
+        counts = "、".join(
+            f"{say(lang, ja, en)} {report.count(status)}"
+            for status, (ja, en) in SYNC_STATUS_TEXT.items()
+            if report.count(status)
+        )
+        click.echo(say(lang, f"{report.sent}件を送信しました: {counts}", f"Sent {report.sent}: {counts}"))
+    for record in report.needing_attention:
+        explanation = sync_explanation(record.status.value, lang)
+        heading, advice = explanation if explanation is not None else ("", "")
+        click.echo(
+            say(lang, f"通し番号 {record.sequence}: {heading}", f"Sequence {record.sequence}: {heading}")
+            + (f" — {record.title}" if record.title else "")
+        )
+        click.echo(f"  {advice}")
+    unanswered = sum(1 for outcome in resent if outcome.still_unanswered is not None)
+    if report.still_pending or unanswered:
+        waiting = report.still_pending + unanswered
+        click.echo(say(lang, f"未送信の記録: {waiting}件", f"Still waiting: {waiting}"))
+        raise click.exceptions.Exit(EXIT_UNANSWERED)
+
+
+@main.command(help="車内の画面を表示する / serve the kiosk screen to the in-car browser")
+@click.option("--host", default="127.0.0.1", show_default=True, help="待ち受けるアドレス / listen address")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option(
+    "--virtual-reader",
+    "card_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="仮想カードのフォルダ(開発・デモ用) / folder of virtual cards (development, demos)",
+)
+@click.option("--api", "api_url", default=None, help="登録に使う API の URL / the API URL for enrolment")
+@click.pass_obj
+def kiosk(state: _State, host: str, port: int, card_dir: Path | None, api_url: str | None) -> None:
+    from driver_terminal.kiosk.app import serve_kiosk
+
+    click.echo(
+        say(
+            state.lang,
+            f"車内の画面: http://{host}:{port}/ （Ctrl+C で終了）",
+            f"Kiosk at http://{host}:{port}/ (Ctrl+C to stop)",
+        )
+    )
+    serve_kiosk(state.data_dir, host=host, port=port, card_dir=card_dir, lang=state.lang, api_url=api_url)

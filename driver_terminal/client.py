@@ -79,11 +79,13 @@ class ApiError(ClientError):
 class ApiUnreachable(ClientError):
     """No answer from the API after every attempt (network down, server not listening, timeouts)."""
 
-    def __init__(self, url: str, attempts: int, cause: Exception) -> None:
+    def __init__(self, url: str, attempts: int, cause: Exception, *, maybe_delivered: bool = True) -> None:
         super().__init__(f"{url}: no answer after {attempts} attempt(s): {type(cause).__name__}: {cause}")
         self.url = url
         self.attempts = attempts
         self.cause = cause
+        # False only when no attempt ever got a connection: then the API cannot have acted on it.
+        self.maybe_delivered = maybe_delivered
 
 
 class UnexpectedResponse(ClientError):
@@ -197,6 +199,7 @@ class Enrolment:
     operator_id: int
     vehicle_id: int
     municipality_id: int | None
+    snapshot_public_key: str | None = None  # the key that signs this terminal's offline snapshots
 
 
 @dataclass(frozen=True)
@@ -272,11 +275,14 @@ class Ride:
     rider_share: int | None
     replayed: bool
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    next_challenge: Challenge | None = field(repr=False, compare=False, default=None)
 
     @classmethod
     def from_json(cls, data: Any) -> Ride:
-        """Parse the API's Ride; raises UnexpectedResponse."""
+        """Parse the API's Ride; raises UnexpectedResponse. The next boarding challenge the API hands out
+        with a ride answer is kept apart from `raw` (it is single-use, not part of the ride)."""
         body = _Body("ride", data)
+        following = body.data.get("next_challenge")
         return cls(
             ride_id=body.integer("ride_id"),
             status=_enum(RideStatus, "ride.status", body.text("status")),
@@ -291,8 +297,63 @@ class Ride:
             subsidy=body.optional_integer("subsidy"),
             rider_share=body.optional_integer("rider_share"),
             replayed=body.flag("replayed"),
-            raw=dict(body.data),
+            raw={name: value for name, value in body.data.items() if name != "next_challenge"},
+            next_challenge=_challenge(following) if following is not None else None,
         )
+
+
+def _challenge(data: Any) -> Challenge:
+    body = _Body("challenge", data)
+    return Challenge(
+        nonce=body.text("nonce"),
+        purpose=_enum(ChallengePurpose, "challenge.purpose", body.text("purpose")),
+        context=body.text("context"),
+        expires_at=body.instant("expires_at"),
+        message=body.b64("message"),
+    )
+
+
+class SyncStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    CONFLICT = "conflict"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """The API's answer to one synced record; `title` is what to tell the driver, in plain words."""
+
+    sequence: int
+    status: SyncStatus
+    ride_id: int | None
+    code: str | None
+    title: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence,
+            "status": self.status.value,
+            "ride_id": self.ride_id,
+            "code": self.code,
+            "title": self.title,
+        }
+
+
+@dataclass(frozen=True)
+class SyncAnswer:
+    results: tuple[RecordResult, ...]
+    last_sequence: int
+    gaps: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ShiftAnswer:
+    shift_id: int
+    driver_name: str
+    started_at: datetime
+    ended_at: datetime | None
+    rides: int | None
 
 
 # -- retries --------------------------------------------------------------------------------------
@@ -416,6 +477,7 @@ class ApiClient:
         all_headers = {"Accept": "application/json", "Accept-Language": self.lang, **(headers or {})}
         delays = self.retry.delays() if retry is not Retry.NEVER else iter(())
         attempt = 0
+        delivered = False
         while True:
             attempt += 1
             try:
@@ -424,9 +486,10 @@ class ApiClient:
                 )
             except httpx.TransportError as error:
                 never_sent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+                delivered = delivered or not never_sent
                 delay = next(delays, None) if (retry is Retry.ALWAYS or never_sent) else None
                 if delay is None:
-                    raise ApiUnreachable(url, attempt, error) from error
+                    raise ApiUnreachable(url, attempt, error, maybe_delivered=delivered) from error
                 self._sleep(delay)
                 continue
             if response.is_success or response.status_code in accept_statuses:
@@ -551,28 +614,22 @@ class ApiClient:
             body=lambda: {"enrolment_code": enrolment_code, "public_key": public_key},
         )
         body = _Body("enrolment", self._json(response))
+        key = body.data.get("snapshot_public_key")
         return Enrolment(
             terminal_id=body.integer("terminal_id"),
             operator_id=body.integer("operator_id"),
             vehicle_id=body.integer("vehicle_id"),
             municipality_id=body.optional_integer("municipality_id"),
+            snapshot_public_key=key if isinstance(key, str) and key else None,
         )
 
     def challenge(self, purpose: ChallengePurpose | str = ChallengePurpose.BOARD) -> Challenge:
         """POST /card-challenges: a single-use nonce and the exact bytes the card must sign."""
         wanted = ChallengePurpose(purpose)
-        body = _Body(
-            "challenge",
+        return _challenge(
             self._authorised(
                 "POST", "/card-challenges", retry=Retry.ALWAYS, body=lambda: {"purpose": wanted.value}
-            ),
-        )
-        return Challenge(
-            nonce=body.text("nonce"),
-            purpose=_enum(ChallengePurpose, "challenge.purpose", body.text("purpose")),
-            context=body.text("context"),
-            expires_at=body.instant("expires_at"),
-            message=body.b64("message"),
+            )
         )
 
     def board(
@@ -637,6 +694,77 @@ class ApiClient:
     def ride(self, ride_id: int) -> Ride:
         """GET /rides/<id>. Raises ApiError (ride.not_found)."""
         return Ride.from_json(self._authorised("GET", f"/rides/{int(ride_id)}", retry=Retry.ALWAYS))
+
+    def snapshot_key(self) -> str:
+        """GET /terminals/snapshot-key: the API's snapshot key (raw Ed25519, base64url); no token needed."""
+        response = self._send("GET", "/terminals/snapshot-key", retry=Retry.ALWAYS)
+        return _Body("snapshot key", self._json(response)).text("public_key")
+
+    def snapshot(self) -> dict[str, Any]:
+        """GET /terminals/snapshot: {snapshot, signature, public_key}, to be verified by the caller
+        against the key pinned at enrolment (see driver_terminal.snapshot). Raises ApiError,
+        ApiUnreachable, UnexpectedResponse."""
+        body = _Body("snapshot", self._authorised("GET", "/terminals/snapshot", retry=Retry.ALWAYS))
+        body.text("signature")
+        return dict(body.data)
+
+    def sync(self, records: Sequence[Mapping[str, Any]]) -> SyncAnswer:
+        """POST /terminals/sync with at most 500 signed records, exactly as they were signed.
+
+        Safe to resend: a record the API has seen comes back as `duplicate` with its first answer.
+        Raises ValueError for an empty or oversized batch, ApiError, ApiUnreachable, UnexpectedResponse.
+        """
+        if not 1 <= len(records) <= 500:
+            raise ValueError("a sync carries 1 to 500 records")
+        batch = [dict(record) for record in records]
+        body = _Body(
+            "sync",
+            self._authorised("POST", "/terminals/sync", retry=Retry.ALWAYS, body=lambda: {"records": batch}),
+        )
+        raw_results = body.data.get("results")
+        if not isinstance(raw_results, list):
+            raise UnexpectedResponse("sync: 'results' is not a list")
+        results = []
+        for item in raw_results:
+            result = _Body("sync result", item)
+            title = result.data.get("title")
+            code = result.data.get("code")
+            results.append(
+                RecordResult(
+                    sequence=result.integer("sequence"),
+                    status=_enum(SyncStatus, "sync.status", result.text("status")),
+                    ride_id=result.optional_integer("ride_id"),
+                    code=code if isinstance(code, str) else None,
+                    title=title if isinstance(title, str) else None,
+                )
+            )
+        gaps = body.data.get("gaps") or []
+        if not isinstance(gaps, list) or not all(isinstance(n, int) for n in gaps):
+            raise UnexpectedResponse("sync: 'gaps' is not a list of integers")
+        return SyncAnswer(tuple(results), body.integer("last_sequence"), tuple(gaps))
+
+    def start_shift(self, driver_code: str) -> ShiftAnswer:
+        """POST /terminals/shifts: the driver signs in. Raises ApiError (not_found for an unknown code)."""
+        return _shift(
+            self._authorised(
+                "POST", "/terminals/shifts", retry=Retry.UNSENT, body=lambda: {"driver_code": driver_code}
+            )
+        )
+
+    def end_shift(self, shift_id: int) -> ShiftAnswer:
+        """POST /terminals/shifts/<id>/end: the driver signs out; says how many rides the shift had."""
+        return _shift(self._authorised("POST", f"/terminals/shifts/{int(shift_id)}/end", retry=Retry.ALWAYS))
+
+
+def _shift(data: Any) -> ShiftAnswer:
+    body = _Body("shift", data)
+    return ShiftAnswer(
+        shift_id=body.integer("shift_id"),
+        driver_name=body.text("driver_name"),
+        started_at=body.instant("started_at"),
+        ended_at=body.instant("ended_at") if body.data.get("ended_at") else None,
+        rides=body.optional_integer("rides"),
+    )
 
 
 def _access_token(data: Any, issued: datetime) -> AccessToken:

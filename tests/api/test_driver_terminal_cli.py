@@ -201,11 +201,16 @@ def test_unregistered_card_is_refused_with_what_to_tell_the_rider(
     assert refused.request is None  # the card proof is not kept once answered
 
 
+def ride_to_the_end(environment: TerminalEnvironment, data_dir: Path, card: Path) -> None:
+    assert board(environment, data_dir, card).exit_code == 0
+    assert run(environment, data_dir, "fare", str(last_ride_id(data_dir)), "1200").exit_code == 0
+
+
 def test_daily_limit_refusal_comes_in_the_drivers_language(
     data_dir: Path, environment: TerminalEnvironment, rider: Rider
 ) -> None:
-    assert board(environment, data_dir, rider.card).exit_code == 0
-    assert board(environment, data_dir, rider.card).exit_code == 0
+    ride_to_the_end(environment, data_dir, rider.card)
+    ride_to_the_end(environment, data_dir, rider.card)
     third = board(environment, data_dir, rider.card, "--lang", "en")
     assert third.exit_code == EXIT_REFUSED
     assert "The daily ride limit has been reached." in third.stderr
@@ -224,10 +229,22 @@ def test_wrong_pin_reports_tries_left_and_records_nothing(
         assert store.entries() == []  # no number spent on a card that said no
 
 
-def test_sequence_numbers_continue_across_invocations(
+def test_a_card_still_on_board_is_not_boarded_twice(
     data_dir: Path, environment: TerminalEnvironment, session: Session, rider: Rider
 ) -> None:
     assert board(environment, data_dir, rider.card).exit_code == 0
+    again = board(environment, data_dir, rider.card)
+    assert again.exit_code == 0
+    assert "すでに乗車中です" in again.stdout
+    session.expire_all()
+    assert len(session.scalars(select(Ride.id).where(Ride.resident_id == rider.resident.id)).all()) == 1
+    assert balance(session, rider) == 23
+
+
+def test_sequence_numbers_continue_across_invocations(
+    data_dir: Path, environment: TerminalEnvironment, session: Session, rider: Rider
+) -> None:
+    ride_to_the_end(environment, data_dir, rider.card)
     assert board(environment, data_dir, rider.card).exit_code == 0
     session.expire_all()
     sequences = session.scalars(

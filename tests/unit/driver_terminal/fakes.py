@@ -158,8 +158,17 @@ def api_client(
 class FakeCard:
     """A card on the reader, without RSA: fixed certificates, a PIN with a try counter."""
 
-    def __init__(self, *, pin: str = PIN, tries_left: int = 3, has_pin: bool = True, present: bool = True):
+    def __init__(
+        self,
+        *,
+        pin: str = PIN,
+        tries_left: int = 3,
+        has_pin: bool = True,
+        present: bool = True,
+        certificate: bytes = b"user-certificate-der",
+    ):
         self.pin = pin
+        self.certificate = certificate
         self.tries_left = tries_left
         self._has_pin = has_pin
         self.present = present
@@ -171,7 +180,7 @@ class FakeCard:
 
     def read_user_certificate(self) -> bytes:
         self._check_present()
-        return b"user-certificate-der"
+        return self.certificate
 
     def read_user_ca_certificate(self) -> bytes:
         self._check_present()

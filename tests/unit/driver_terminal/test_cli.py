@@ -187,3 +187,90 @@ def test_status_says_when_the_server_cannot_be_reached(data_dir: Path) -> None:
     assert result.exit_code == EXIT_UNANSWERED
     assert "端末番号 7" in result.stdout
     assert "サーバーに接続できませんでした" in result.stderr
+
+
+# -- offline: status, snapshot, sync --
+
+
+def keep_offline_boarding(data_dir: Path) -> None:
+    from driver_terminal.store import TerminalStore
+    from tests.unit.driver_terminal.fakes import NOW
+
+    with TerminalStore.open(data_dir) as store:
+        store.keep_offline_boarding(
+            record={"kind": "board", "sequence": 1, "idempotency_key": "ride-1", "card": {}},
+            answer={"given_name": "花子"},
+            now=NOW,
+            fingerprint="ab",
+            program_code="elderly",
+            units_held=1,
+        )
+
+
+HEALTHY = httpx.Response(200, json={"status": "ok", "database": "ok", "broker": "ok"})
+
+
+def test_status_shows_what_waits_to_be_sent_and_the_snapshot(data_dir: Path) -> None:
+    keep_offline_boarding(data_dir)
+    result = run(FakeApi().on("GET /health", HEALTHY), data_dir, "status")
+    assert result.exit_code == 0, result.output
+    assert "未送信の記録: 1件" in result.stdout
+    assert "オフライン用データ: なし" in result.stdout
+
+
+def test_sync_with_nothing_to_send_says_so(data_dir: Path) -> None:
+    result = run(FakeApi(), data_dir, "sync")
+    assert (result.exit_code, result.stdout.strip()) == (0, "送信する記録はありません。")
+
+
+def test_sync_explains_a_conflict_to_the_driver(data_dir: Path) -> None:
+    keep_offline_boarding(data_dir)
+    answer = {
+        "results": [
+            {
+                "sequence": 1,
+                "status": "conflict",
+                "ride_id": 9,
+                "code": "entitlement.exhausted",
+                "title": "今年度の利用回数(残高)を使い切っています。",
+            }
+        ],
+        "last_sequence": 1,
+        "gaps": [],
+    }
+    api = FakeApi().on("POST /terminals/sync", httpx.Response(200, json=answer))
+    api.on("GET /rides/9", httpx.Response(200, json=ride_json(9)))
+    result = run(api, data_dir, "sync")
+    assert result.exit_code == 0, result.output
+    assert "1件を送信しました: 要確認 1" in result.stdout
+    assert (
+        "通し番号 1: 記録しましたが、市の確認が必要です — 今年度の利用回数(残高)を使い切っています。"
+        in result.stdout
+    )
+    assert len(api.sent("POST /terminals/sync")) == 1
+    sent = body_of(api.sent("POST /terminals/sync")[0])["records"]
+    assert [r["idempotency_key"] for r in sent] == ["ride-1"]
+
+
+def test_sync_without_a_network_keeps_the_records_and_says_so(data_dir: Path) -> None:
+    keep_offline_boarding(data_dir)
+    result = run(FakeApi().on("POST /terminals/sync", httpx.ConnectError("no signal")), data_dir, "sync")
+    assert result.exit_code == EXIT_UNANSWERED
+    assert "サーバーに接続できませんでした" in result.stderr
+
+
+def test_snapshot_that_does_not_verify_is_not_kept(data_dir: Path) -> None:
+    api = FakeApi().on("GET /terminals/snapshot-key", httpx.Response(200, json={"public_key": "A" * 43}))
+    api.on(
+        "GET /terminals/snapshot",
+        httpx.Response(200, json={"snapshot": {}, "signature": "AAAA", "public_key": "x"}),
+    )
+    result = run(api, data_dir, "snapshot")
+    assert result.exit_code == EXIT_REFUSED
+    assert "署名を確認できませんでした" in result.stderr
+
+
+def test_board_offline_without_a_snapshot_tells_the_passenger_the_normal_fare_applies(data_dir: Path) -> None:
+    result = run(FakeApi(), data_dir, "board", "--card", "x.json", "--pin", PIN, "--offline")
+    assert result.exit_code == EXIT_REFUSED
+    assert "今回は通常料金になります" in result.stderr

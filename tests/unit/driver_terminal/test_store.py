@@ -17,6 +17,8 @@ from driver_terminal.store import (
     STORE_FILENAME,
     AlreadyEnrolled,
     JournalState,
+    RecordStatus,
+    SequenceMoved,
     TerminalIdentity,
     TerminalStore,
     UnknownJournalEntry,
@@ -160,3 +162,151 @@ def test_numbers_only_ever_go_up_whatever_happens(steps: list[str]) -> None:
         finally:
             store.close()
     assert handed_out == list(range(1, len(handed_out) + 1))
+
+
+# -- schema 2: the outbox and the offline facts --
+
+SCHEMA_1 = """
+CREATE TABLE identity (id INTEGER PRIMARY KEY CHECK (id = 1), terminal_id INTEGER NOT NULL,
+    api_url TEXT NOT NULL, operator_id INTEGER, vehicle_id INTEGER, municipality_id INTEGER,
+    enrolled_at TEXT NOT NULL);
+CREATE TABLE sequence (id INTEGER PRIMARY KEY CHECK (id = 1), next_value INTEGER NOT NULL);
+INSERT INTO sequence (id, next_value) VALUES (1, 5);
+CREATE TABLE rides (idempotency_key TEXT PRIMARY KEY, sequence INTEGER NOT NULL UNIQUE, state TEXT NOT NULL,
+    ride_id INTEGER, request TEXT, answer TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL);
+INSERT INTO rides VALUES ('ride-old', 4, 'boarded', 41, NULL, '{}', '2026-10-15T01:00:00+00:00',
+    '2026-10-15T01:00:00+00:00');
+PRAGMA user_version = 1;
+"""
+
+
+def board_record_for(sequence: int, key: str = "") -> dict[str, Any]:
+    return {"kind": "board", "sequence": sequence, "idempotency_key": key or f"ride-{sequence}", "card": {}}
+
+
+def test_a_schema_1_file_is_brought_up_to_date_when_opened(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / STORE_FILENAME
+    with sqlite3.connect(path) as old:
+        old.executescript(SCHEMA_1)
+    with TerminalStore(path) as store:
+        old_entry = store.entry("ride-old")
+        assert (old_entry.sequence, old_entry.ride_id, old_entry.offline) == (4, 41, False)
+        assert store.next_sequence() == 5
+        assert store.count_pending() == 0
+    with sqlite3.connect(path) as onlooker:
+        version = onlooker.execute("PRAGMA user_version").fetchone()[0]
+    assert version == 2
+
+
+def test_an_offline_boarding_and_its_record_are_kept_together(tmp_path: Path) -> None:
+    with TerminalStore.open(tmp_path) as store:
+        entry = store.keep_offline_boarding(
+            record=board_record_for(1),
+            answer={"given_name": "花子"},
+            now=NOW,
+            fingerprint="ab",
+            program_code="p",
+            units_held=1,
+        )
+        [record] = store.pending_records()
+    assert (entry.state, entry.offline, entry.pending, entry.confirmed) == (
+        JournalState.BOARDED,
+        True,
+        True,
+        False,
+    )
+    assert (record.sequence, record.kind, record.body["idempotency_key"]) == (
+        1,
+        "board",
+        entry.idempotency_key,
+    )
+
+
+def test_an_offline_boarding_signed_for_a_number_already_taken_keeps_nothing(tmp_path: Path) -> None:
+    with TerminalStore.open(tmp_path) as store:
+        store.allocate_sequence()  # a fare record took number 1 meanwhile
+        with pytest.raises(SequenceMoved):
+            store.keep_offline_boarding(
+                record=board_record_for(1),
+                answer={},
+                now=NOW,
+                fingerprint="ab",
+                program_code="p",
+                units_held=1,
+            )
+        assert (store.entries(), store.pending_records(), store.next_sequence()) == ([], [], 2)
+
+
+def test_sync_answers_are_kept_and_the_journal_learns_the_ride(tmp_path: Path) -> None:
+    with TerminalStore.open(tmp_path) as store:
+        entry = store.keep_offline_boarding(
+            record=board_record_for(1), answer={}, now=NOW, fingerprint="ab", program_code="p", units_held=1
+        )
+        kept = store.keep_sync_results(
+            [
+                {"sequence": 1, "status": "accepted", "ride_id": 77, "code": None, "title": None},
+                {"sequence": 99, "status": "accepted", "ride_id": 1, "code": None, "title": None},
+            ],
+            NOW,
+        )
+        confirmed = store.entry(entry.idempotency_key)
+    assert [(r.sequence, r.status) for r in kept] == [(1, RecordStatus.ACCEPTED)]
+    assert (confirmed.ride_id, confirmed.confirmed, confirmed.pending) == (77, True, False)
+
+
+def test_conflicts_wait_until_the_driver_has_read_them(tmp_path: Path) -> None:
+    with TerminalStore.open(tmp_path) as store:
+        store.keep_offline_boarding(
+            record=board_record_for(1), answer={}, now=NOW, fingerprint="ab", program_code="p", units_held=1
+        )
+        store.keep_sync_results(
+            [
+                {
+                    "sequence": 1,
+                    "status": "conflict",
+                    "ride_id": 8,
+                    "code": "entitlement.exhausted",
+                    "title": "使い切り",
+                }
+            ],
+            NOW,
+        )
+        [waiting] = store.needing_attention()
+        store.acknowledge([waiting.sequence], NOW)
+        assert store.needing_attention() == []
+    assert (waiting.code, waiting.title) == ("entitlement.exhausted", "使い切り")
+
+
+def test_an_abandoned_boarding_that_was_sent_gets_a_void_record_in_the_same_transaction(
+    tmp_path: Path,
+) -> None:
+    with TerminalStore.open(tmp_path) as store:
+        entry = store.begin_ride(REQUEST, NOW)
+        store.abandon_boarding(
+            entry.idempotency_key,
+            answer={"code": "offline.no_snapshot"},
+            now=NOW,
+            build_void=lambda n: {"kind": "void", "sequence": n, "idempotency_key": "v", "board_sequence": 1},
+        )
+        [void] = store.pending_records()
+        refused = store.entry(entry.idempotency_key)
+    assert (void.sequence, void.board_sequence) == (2, 1)
+    assert (refused.state, refused.request) == (JournalState.REFUSED, None)
+
+
+def test_a_void_for_a_boarding_the_api_never_received_needs_no_reading(tmp_path: Path) -> None:
+    with TerminalStore.open(tmp_path) as store:
+        entry = store.begin_ride(REQUEST, NOW)
+        store.abandon_boarding(
+            entry.idempotency_key,
+            answer={"code": "offline.no_snapshot"},
+            now=NOW,
+            build_void=lambda n: {"kind": "void", "sequence": n, "idempotency_key": "v", "board_sequence": 1},
+        )
+        store.keep_sync_results(
+            [{"sequence": 2, "status": "rejected", "ride_id": None, "code": "ride.not_found", "title": "x"}],
+            NOW,
+        )
+        assert store.needing_attention() == []

@@ -225,10 +225,10 @@ def test_server_errors_on_every_attempt_leave_the_boarding_resendable(data_dir: 
 
 def test_sequence_numbers_never_repeat_across_restarts(data_dir: Path) -> None:
     numbers = []
-    for _ in range(3):
+    for rider in range(3):
         api = boarding_api()
         with open_terminal(data_dir, api) as terminal:
-            terminal.board(FakeCard(), pin=PIN)
+            terminal.board(FakeCard(certificate=f"card-{rider}".encode()), pin=PIN)
         numbers.append(body_of(api.sent("POST /rides")[0])["sequence"])
     assert numbers == [1, 2, 3]
 
