@@ -8,7 +8,8 @@
     mock-card lock CARD
     mock-card unlock CARD [--new-pin PIN] [--password [--new-password PW]]     (alias: reset-pin)
     mock-card expire CARD
-    mock-card serve [--host H] [--port P] [--crl-lag SECONDS]
+    mock-card serve [--host H] [--port P] [--crl-lag SECONDS]   (follows the registry when it exists)
+    mock-card follow-registry      revoke what the registry's changes (deaths, moves, names) make untrue
 
 CARD is a card id (`card-…`), the path of a card file, or (for `revoke`) a certificate serial.
 The issuer directory comes from `--issuer-dir` / MOCK_ISSUER_DIR (default var/issuer), the resident
@@ -25,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 from cryptography import x509
@@ -52,6 +53,9 @@ from auth_mock.reader import (
     TransportError,
     VirtualCardTransport,
 )
+
+if TYPE_CHECKING:
+    from auth_mock.registry_revocations import RegistryFollower
 
 DEFAULT_ISSUER_DIR = "var/issuer"
 DEFAULT_REGISTRY_PATH = "var/registry.sqlite3"
@@ -102,15 +106,16 @@ class _State:
                 raise click.ClickException(str(error)) from error
         return self._issuer
 
-    @contextmanager
-    def registry(self) -> Iterator[RegistryLike]:
-        registry = self.environment.open_registry(self.registry_path)
-        try:
-            yield registry
-        finally:
-            close = getattr(registry, "close", None)
-            if callable(close):
-                close()
+
+@contextmanager
+def _opened_registry(open_registry: Callable[[Path], RegistryLike], path: Path) -> Iterator[RegistryLike]:
+    registry = open_registry(path)
+    try:
+        yield registry
+    finally:
+        close = getattr(registry, "close", None)
+        if callable(close):
+            close()
 
 
 def _parse_now(value: str | None) -> datetime | None:
@@ -211,6 +216,56 @@ def _pick_eligible_resident(registry: RegistryLike, issuer: Issuer) -> CardHolde
         limit *= 4
 
 
+def issue_card_file(
+    issuer_dir: Path,
+    *,
+    out: Path,
+    pin: str | None,
+    password: str | None,
+    kind: str = "standard",
+    resident_id: str | None = None,
+    holder_json: Path | None = None,
+    registry_path: Path = Path(DEFAULT_REGISTRY_PATH),
+    base_url: str = DEFAULT_BASE_URL,
+    now: datetime,
+    clock: Clock | None = None,
+    open_registry: Callable[[Path], RegistryLike] = open_mock_registry,
+) -> IssuedCard:
+    """What `mock-card issue` does, callable from Python (the demo makes its cards with it).
+
+    Opens the issuer in `issuer_dir` (creating it at `base_url` when missing), takes the holder's facts
+    from the registry at `registry_path` (the resident `resident_id`, or the first eligible resident
+    without a card) or from `holder_json`, and writes the card file to `out`.
+    Raises click.BadParameter for an unknown kind, click.UsageError for missing secrets or both holder
+    sources, and click.ClickException for an unknown resident, a bad PIN/password/holder or an existing
+    file.
+    """
+    try:
+        card_kind = CardKind.parse(kind)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--kind") from error
+    if card_kind.has_pin and (pin is None or password is None):
+        raise click.UsageError("このカードの種類には --pin と --password が必要です")
+    if resident_id is not None and holder_json is not None:
+        raise click.UsageError("--resident と --holder-json は同時に指定できません")
+    issuer = Issuer.open_or_create(issuer_dir, base_url=base_url, now=now, clock=clock or (lambda: now))
+    if holder_json is not None:
+        holder = _holder_from_json(holder_json)
+    else:
+        with _opened_registry(open_registry, registry_path) as registry:
+            if resident_id is not None:
+                person = registry.get(resident_id)
+                if person is None:
+                    raise click.ClickException(f"住民が見つかりません: {resident_id}")
+                holder = CardHolder.from_person(person)
+            else:
+                holder = _pick_eligible_resident(registry, issuer)
+    try:
+        return issuer.issue_card(holder, pin=pin, password=password, kind=card_kind.value, out=out, now=now)
+    except (ValueError, FileExistsError) as error:
+        raise click.ClickException(str(error)) from error
+
+
 def _card_as_json(card: IssuedCard, now: datetime) -> dict[str, Any]:
     data = card.to_json()
     data["status"] = card.status(now)
@@ -270,30 +325,20 @@ def issue(
     """住民にカードを発行し、カードファイルを書き出します。"""
     state = _state(ctx)
     now = state.now()
-    try:
-        card_kind = CardKind.parse(kind)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--kind") from error
-    if card_kind.has_pin and (pin is None or password is None):
-        raise click.UsageError("このカードの種類には --pin と --password が必要です")
-    if resident_id is not None and holder_json is not None:
-        raise click.UsageError("--resident と --holder-json は同時に指定できません")
-    issuer = Issuer.open_or_create(state.issuer_dir, base_url=base_url, now=now, clock=state.now)
-    if holder_json is not None:
-        holder = _holder_from_json(holder_json)
-    else:
-        with state.registry() as registry:
-            if resident_id is not None:
-                person = registry.get(resident_id)
-                if person is None:
-                    raise click.ClickException(f"住民が見つかりません: {resident_id}")
-                holder = CardHolder.from_person(person)
-            else:
-                holder = _pick_eligible_resident(registry, issuer)
-    try:
-        card = issuer.issue_card(holder, pin=pin, password=password, kind=card_kind.value, out=out, now=now)
-    except (ValueError, FileExistsError) as error:
-        raise click.ClickException(str(error)) from error
+    card = issue_card_file(
+        state.issuer_dir,
+        out=out,
+        pin=pin,
+        password=password,
+        kind=kind,
+        resident_id=resident_id,
+        holder_json=holder_json,
+        registry_path=state.registry_path,
+        base_url=base_url,
+        now=now,
+        clock=state.now,
+        open_registry=state.environment.open_registry,
+    )
     if as_json:
         click.echo(json.dumps(_card_as_json(card, now), ensure_ascii=False, indent=1))
     else:
@@ -540,9 +585,49 @@ def serve(ctx: click.Context, host: str, port: int, crl_lag: float) -> None:
     from auth_mock.issuer_http import create_issuer_app
 
     state = _state(ctx)
-    app = create_issuer_app(state.issuer(), crl_lag=timedelta(seconds=crl_lag), clock=state.now)
+    issuer = state.issuer()
+    refresh: Callable[[], object] | None = None
+    if state.registry_path.is_file():
+        follower = _follower(state, issuer)
+        refresh = follower.follow
+        click.echo(f"住民基本台帳の異動に従って失効させます: {state.registry_path}")
+    app = create_issuer_app(issuer, crl_lag=timedelta(seconds=crl_lag), clock=state.now, refresh=refresh)
     click.echo(f"CRL・OCSP を配信します: http://{host}:{port}/  (PID {os.getpid()})")
     run_simple(host, port, app, threaded=True)
+
+
+def _follower(state: _State, issuer: Issuer) -> RegistryFollower:
+    from auth_mock.registry import Registry, RegistryError
+    from auth_mock.registry_revocations import RegistryFollower
+
+    try:
+        registry = Registry.open(state.registry_path)
+    except (FileNotFoundError, RegistryError) as error:
+        raise click.ClickException(str(error)) from error
+    return RegistryFollower(issuer, registry, clock=state.now)
+
+
+@main.command(name="follow-registry")
+@click.pass_context
+def follow_registry(ctx: click.Context) -> None:
+    """住民基本台帳の異動（死亡・転居・氏名変更など）を読み、失効すべき電子証明書を失効させます。"""
+    state = _state(ctx)
+    follower = _follower(state, state.issuer())
+    try:
+        revocations = follower.follow()
+    finally:
+        close = getattr(follower.registry, "close", None)
+        if callable(close):
+            close()
+    for revocation in revocations:
+        label = "利用者証明用" if revocation.certificate.value == "user" else "署名用"
+        click.echo(
+            f"失効しました: {revocation.card_id} {label} 理由 {revocation.reason.value}"
+            f" シリアル {certificate_serial_hex(revocation.serial)}"
+        )
+    click.echo(
+        f"住民基本台帳の異動を反映しました（失効 {len(revocations)}件、異動番号 {follower.cursor()} まで）"
+    )
 
 
 main.add_command(importlib.import_module("auth_mock.bridge_cli").bridge)

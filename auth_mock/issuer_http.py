@@ -6,7 +6,9 @@
     GET  /ca/root.der, /ca/intermediate.der   application/pkix-cert
 
 A revocation shows in the CRL only `crl_lag` after it happened (a real CRL is published
-periodically); OCSP answers from the current state at once.
+periodically); OCSP answers from the current state at once. `refresh`, when given, runs before each CRL
+and OCSP answer: the mock server passes the registry follower there, so a death or a move recorded in
+the resident registry is revoked before anyone asks (auth_mock.registry_revocations).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
 from urllib.parse import unquote
@@ -34,9 +37,16 @@ def _text(message: str, status: int) -> Response:
 
 
 def create_issuer_app(
-    issuer: Issuer, *, crl_lag: timedelta = timedelta(0), clock: Clock = system_clock
+    issuer: Issuer,
+    *,
+    crl_lag: timedelta = timedelta(0),
+    clock: Clock = system_clock,
+    refresh: Callable[[], object] | None = None,
 ) -> Flask:
-    """A WSGI app serving the issuer's CRLs, OCSP responder and CA certificates."""
+    """A WSGI app serving the issuer's CRLs, OCSP responder and CA certificates.
+
+    `refresh` is called before each CRL or OCSP answer (e.g. RegistryFollower.follow).
+    """
     app = Flask("auth_mock.issuer_http")
     app.config["MAX_CONTENT_LENGTH"] = _MAX_OCSP_REQUEST
 
@@ -44,12 +54,16 @@ def create_issuer_app(
     def crl(code: str) -> Response:
         if not _MUNICIPALITY_CODE.fullmatch(code):
             return _text("地方公共団体コードは数字6桁です", 404)
+        if refresh is not None:
+            refresh()
         der = issuer.crl_der(code, clock(), lag=crl_lag)
         response = Response(der, mimetype="application/pkix-crl")
         response.headers["Cache-Control"] = "no-cache"
         return response
 
     def answer_ocsp(request_der: bytes) -> Response:
+        if refresh is not None:
+            refresh()
         der = issuer.ocsp_response_der(request_der, clock())
         response = Response(der, mimetype="application/ocsp-response")
         response.headers["Cache-Control"] = "no-store"

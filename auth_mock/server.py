@@ -1,6 +1,10 @@
 """The systems the city does not own, served together for the embedded default: the card issuer's CRL,
 OCSP and CA certificates at `/`, and the resident registry's feed at `/registry`.
 
+The issuer follows the registry's change feed before every CRL and OCSP answer, so a death or a change of
+the four facts recorded in the registry (by any process) revokes the certificates it must
+(auth_mock.registry_revocations).
+
     python -m auth_mock.server --port 8001 --issuer-dir var/issuer --registry var/registry.sqlite3
 """
 
@@ -17,16 +21,20 @@ from auth_mock.issuer import Issuer
 from auth_mock.issuer_http import create_issuer_app
 from auth_mock.registry import Registry
 from auth_mock.registry_http import create_registry_app
+from auth_mock.registry_revocations import RegistryFollower
 
 
 def create_mock_services(
     issuer_dir: Path, registry_path: Path, *, crl_lag: timedelta = timedelta(0)
 ) -> DispatcherMiddleware:
-    """One WSGI application for the issuer (at /) and the registry (at /registry)."""
+    """One WSGI application for the issuer (at /) and the registry (at /registry); the issuer follows
+    the registry's changes before each CRL/OCSP answer."""
     issuer = Issuer.load(issuer_dir)
     registry = Registry.open(registry_path)
+    follower = RegistryFollower(issuer, registry)
     return DispatcherMiddleware(
-        create_issuer_app(issuer, crl_lag=crl_lag), {"/registry": create_registry_app(registry)}
+        create_issuer_app(issuer, crl_lag=crl_lag, refresh=follower.follow),
+        {"/registry": create_registry_app(registry)},
     )
 
 

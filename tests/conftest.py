@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import CARD_PASSWORD, CARD_PIN
-from tests.privacy import individual_numbers_in, scan_database, secrets_in
+from tests.privacy import SUITE_SECRETS, DatabaseWatch, describe, findings_in, scan_database
 from voucher_api import migrate
 from voucher_api.app import create_app
 from voucher_api.clock import FixedClock
@@ -29,7 +29,7 @@ from voucher_api.config import Settings
 from voucher_api.db import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-CARD_SECRETS = (CARD_PIN, CARD_PASSWORD)
+CARD_SECRETS = (CARD_PIN, CARD_PASSWORD)  # the API tests' cards; SUITE_SECRETS holds every secret typed
 
 
 class LogTap(logging.Handler):
@@ -57,11 +57,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """The privacy guard over the whole suite's logs: no individual number, no card secret."""
+    """The privacy guard over the whole suite's logs: no individual number, no PIN or password."""
     findings = [
-        f"log: {hit}: {line[:120]}"
-        for line in LOG_TAP.lines
-        for hit in individual_numbers_in(line) + secrets_in(line, CARD_SECRETS)
+        f"{hit}: {line[:120]}" for line in LOG_TAP.lines for hit in findings_in(line, SUITE_SECRETS, "log")
     ]
     if findings:
         print("\nPRIVACY GUARD: the logs hold what must never be kept:\n" + "\n".join(findings[:20]))
@@ -107,9 +105,9 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
     migrate.upgrade(url)
     yield url
-    # The privacy guard over whatever the suite left in the session database.
+    # Each test's work is scanned before its rollback (`connection`); this catches what was committed.
     engine = make_engine(url)
-    findings = scan_database(engine, CARD_SECRETS)
+    findings = scan_database(engine, SUITE_SECRETS)
     engine.dispose()
     if admin:
         drop_postgres_database(admin, url)
@@ -125,11 +123,24 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def connection(engine: Engine) -> Iterator[Connection]:
+    """The test's connection, inside a transaction rolled back at the end.
+
+    The privacy guard: before the rollback, the text, JSON and binary columns of every project table the
+    test wrote to are scanned for individual numbers and the suite's PINs and passwords; a hit fails the
+    test (at teardown). What the API committed during the test is in the transaction, so it is seen.
+    """
     conn = engine.connect()
+    watch = DatabaseWatch.attach(conn)
     outer = conn.begin()
     yield conn
-    outer.rollback()
-    conn.close()
+    findings: list[str] = []
+    try:
+        if outer.is_active:
+            findings = watch.findings(SUITE_SECRETS)
+    finally:
+        outer.rollback()
+        conn.close()
+    assert not findings, describe(findings)
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from auth_mock.issuer import CardHolder, Issuer
+from auth_mock import cli as mock_card
+from auth_mock.issuer import Issuer
 from auth_mock.reader import JPKIReader, VirtualCardTransport
 from auth_mock.registry import DISTRICTS, Registry, RegistryPerson
 from voucher_api.clock import (
@@ -1044,11 +1045,15 @@ class _Seeder:
         out = cards_dir / f"{person.registry_id}.card.json"
         # A file left by an earlier demo whose database is gone: this seed owns var_dir/cards.
         out.unlink(missing_ok=True)
-        self.issuer.issue_card(
-            CardHolder.from_person(person),
+        # Made the way staff make them: `mock-card issue --resident ID` (one code path with the CLI).
+        mock_card.issue_card_file(
+            self.issuer.directory,
+            out=out,
             pin=DEMO_CARD_PIN,
             password=DEMO_CARD_PASSWORD,
-            out=out,
+            resident_id=person.registry_id,
+            registry_path=self.var_dir / "registry.sqlite3",
+            base_url=self.issuer.base_url,
             now=self.setup_at - timedelta(days=self.rng.randrange(30, 900)),
         )
         self.written.append(out)

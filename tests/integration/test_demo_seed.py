@@ -25,8 +25,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from zengin_code import Bank
 
+from auth_mock import cli as mock_card
 from auth_mock.registry import Registry, demo_program_for
 from settlement.tasks import run_period_now
+from tests.privacy import SUITE_SECRETS, scan_database
 from voucher_api import migrate
 from voucher_api.cli import main
 from voucher_api.clock import JST, FixedClock, japan_date
@@ -75,6 +77,7 @@ class SeededCity:
     engine: Engine
     factory: sessionmaker[Session]
     summary: DemoSummary
+    cards_issued_by_mock_card: list[dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -87,16 +90,25 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCity]:
     migrate.upgrade(url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    summary = seed_demo(
-        settings,
-        var_dir=var_dir,
-        clock=FixedClock(NOW),
-        cards=CARDS,
-        size=SIZE,
-        issuer_base_url="http://127.0.0.1:9",
-        session_factory=factory,
-    )
-    yield SeededCity(settings, var_dir, engine, factory, summary)
+    calls: list[dict[str, Any]] = []
+    issue = mock_card.issue_card_file
+
+    def recording_issue(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return issue(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:  # the module's fixture cannot use `monkeypatch`
+        patch.setattr(mock_card, "issue_card_file", recording_issue)
+        summary = seed_demo(
+            settings,
+            var_dir=var_dir,
+            clock=FixedClock(NOW),
+            cards=CARDS,
+            size=SIZE,
+            issuer_base_url="http://127.0.0.1:9",
+            session_factory=factory,
+        )
+    yield SeededCity(settings, var_dir, engine, factory, summary, calls)
     engine.dispose()
 
 
@@ -272,6 +284,29 @@ def test_card_holders_are_bound_by_their_signature_certificate_and_board_with_th
         )
     ).all()
     assert set(methods) == {"signature_certificate"}
+
+
+def test_the_demo_cards_are_made_by_the_mock_card_issue_command_for_registry_residents(
+    city: SeededCity, db: Session
+) -> None:
+    calls = city.cards_issued_by_mock_card
+    bound = set(
+        db.scalars(
+            select(Resident.registry_id).join(CardBinding, CardBinding.resident_id == Resident.id)
+        ).all()
+    )
+    assert len(calls) == CARDS
+    assert {call["resident_id"] for call in calls} == bound
+    assert {call["registry_path"] for call in calls} == {city.var_dir / "registry.sqlite3"}
+    listed = CliRunner().invoke(
+        mock_card.main, ["--issuer-dir", str(city.var_dir / "issuer"), "list", "--json"]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert {card["registry_id"] for card in json.loads(listed.output)} == bound
+
+
+def test_the_demo_database_holds_no_pin_or_password(city: SeededCity) -> None:
+    assert scan_database(city.engine, SUITE_SECRETS) == []
 
 
 def test_staff_sign_in_with_the_demo_password(db: Session) -> None:

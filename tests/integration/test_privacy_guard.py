@@ -13,7 +13,7 @@ from sqlalchemy import Engine, text
 
 from tests import factories as f
 from tests.conftest import CARD_SECRETS, LOG_TAP, RecordingTaskSender
-from tests.privacy import individual_numbers_in, scan_database, secrets_in
+from tests.privacy import SUITE_SECRETS, individual_numbers_in, scan_database, secrets_in
 from voucher_api import migrate
 from voucher_api.app import create_app
 from voucher_api.clock import FixedClock
@@ -89,12 +89,13 @@ def test_flows_leave_no_individual_number_or_card_secret(
 
     with committed_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM rides")).scalar() == 1  # the flows really committed
-    assert scan_database(committed_engine, CARD_SECRETS) == []
+    assert scan_database(committed_engine, SUITE_SECRETS) == []
     new_lines = LOG_TAP.lines[lines_before:]
     assert new_lines, "the API wrote no log lines, so the guard would prove nothing"
     for line in new_lines:
         assert individual_numbers_in(line) == []
         assert secrets_in(line, CARD_SECRETS) == []
+        assert SUITE_SECRETS.find(line) == []
 
 
 def test_the_guard_finds_a_planted_number(committed_engine: Engine) -> None:

@@ -291,3 +291,42 @@ def test_missing_registry_file_is_explained(own_issuer: Issuer, tmp_path: Path) 
     )
     assert result.exit_code == 1
     assert "住民基本台帳がありません" in result.output
+
+
+def test_issue_command_and_python_callers_share_one_code_path(
+    run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mock-card issue` is `issue_card_file` (which the demo calls): nothing else issues cards."""
+    import auth_mock.cli as mock_card
+
+    seen: list[dict[str, Any]] = []
+    issue = mock_card.issue_card_file
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs)
+        return issue(*args, **kwargs)
+
+    monkeypatch.setattr(mock_card, "issue_card_file", recording)
+    out = tmp_path / "saburo.card"
+    result = run("issue", "--out", str(out), "--pin", PIN, "--password", PASSWORD, "--resident", "R-1003")
+    assert result.exit_code == 0, result.output
+    assert [(call["resident_id"], call["out"]) for call in seen] == [("R-1003", out)]
+
+
+def test_issue_card_file_issues_like_the_command(
+    own_issuer: Issuer, registry: FakeRegistry, tmp_path: Path
+) -> None:
+    from auth_mock.cli import issue_card_file
+
+    card = issue_card_file(
+        own_issuer.directory,
+        out=tmp_path / "py.card",
+        pin=PIN,
+        password=PASSWORD,
+        resident_id="R-1002",
+        now=NOW,
+        open_registry=lambda _path: registry,
+    )
+    assert card.registry_id == "R-1002"
+    assert own_issuer.get_card(card.card_id) is not None
+    assert registry.closed
