@@ -6,6 +6,7 @@ Japanese, the language of the people who run the system.
 
 from __future__ import annotations
 
+import getpass
 import re
 from datetime import date
 from pathlib import Path
@@ -44,6 +45,15 @@ def _period(text: str) -> date:
     if match is None or not 1 <= int(match.group(2)) <= 12:
         raise click.BadParameter("対象月は YYYY-MM の形で指定してください(例: 2026-10)")
     return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def _cli_actor() -> str:
+    """Who runs a command, for the audit trail: the operating-system account (cli when unknown)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (e.g. some containers)
+        return "cli"
+    return f"cli:{user}"[:64]
 
 
 def _roles(text: str) -> list[StaffRole]:
@@ -146,6 +156,7 @@ def create_staff(
                 roles=role_list,
                 now=clock.now(),
                 operator_id=operator_id,
+                actor=_cli_actor(),
             )
             user_id = user.id
     except IntegrityError:
@@ -189,7 +200,8 @@ def settle(period: str, municipality_code: str, run_here: bool) -> None:
         raise click.ClickException(exc.message()) from exc
     from voucher_api.tasks_client import CeleryTaskSender
 
-    task_id = CeleryTaskSender(settings.celery_broker_url).send(
+    # The worker consumes CELERY_QUEUE only: send there, as the API and beat do.
+    task_id = CeleryTaskSender(settings.celery_broker_url, settings.celery_queue).send(
         settlement_tasks.CLOSE_PERIOD, args=[str(run_id)]
     )
     click.echo(f"{label}の精算をワーカーに依頼しました(実行 ID {run_id}、タスク {task_id})")

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from tests import factories as f
 from tests.api.conftest import City, Rider, board
 from voucher_api.clock import FixedClock
-from voucher_api.models import Application, AuditEntry, Program, QueueTicket, StaffRole
+from voucher_api.models import Application, AuditEntry, Program, QueueTicket, StaffRole, StaffUser
 
 WINDOW_START = datetime(2026, 10, 15, 0, 30, tzinfo=UTC)  # 09:30 in Japan
 
@@ -140,6 +140,45 @@ def test_opening_and_closing_are_audited(
         )
     )
     assert actions[-2:] == ["mobile_stop.opened", "mobile_stop.closed"]
+
+
+def test_every_queue_ticket_change_is_audited_with_the_staff_member_and_the_time(
+    client: FlaskClient, session: Session, city: City, staff: dict[str, str], clock: FixedClock
+) -> None:
+    stop = plan_round(client, staff, session, city)["stops"][0]
+    post(client, f"/stops/{stop['id']}/open", staff)
+    issued_at = clock.now()
+    first = post(client, f"/stops/{stop['id']}/tickets", staff).get_json()
+    second = post(client, f"/stops/{stop['id']}/tickets", staff).get_json()
+    clock.advance(timedelta(minutes=1))
+    called_at = clock.now()
+    post(client, f"/stops/{stop['id']}/call-next", staff)
+    clock.advance(timedelta(minutes=5))
+    done_at = clock.now()
+    r = post(
+        client,
+        f"/tickets/{first['id']}/finish",
+        staff,
+        json={"outcome": "done", "resident_id": None},
+    )
+    assert r.status_code == 200, r.get_json()
+    post(client, f"/tickets/{second['id']}/finish", staff, json={"outcome": "skipped"})
+    post(client, f"/tickets/{second['id']}/finish", staff, json={"outcome": "skipped"})  # changes nothing
+    idou = session.scalar(select(StaffUser.id).where(StaffUser.username == "idou"))
+    entries = [
+        (e.action, e.entity_id, e.actor, e.at, e.municipality_id, e.details.get("number"))
+        for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_type == "queue_ticket").order_by(AuditEntry.id)
+        )
+    ]
+    who, mun = f"staff:{idou}", city.mun.id
+    assert entries == [
+        ("queue_ticket.issued", str(first["id"]), who, issued_at, mun, 1),
+        ("queue_ticket.issued", str(second["id"]), who, issued_at, mun, 2),
+        ("queue_ticket.called", str(first["id"]), who, called_at, mun, 1),
+        ("queue_ticket.done", str(first["id"]), who, done_at, mun, 1),
+        ("queue_ticket.skipped", str(second["id"]), who, done_at, mun, 2),
+    ]
 
 
 def test_a_retried_ticket_request_hands_out_one_number(

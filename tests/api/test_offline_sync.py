@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from tests import factories as f
 from tests.api.conftest import City, Rider
-from voucher_api.models import Entitlement, Ride, StaffRole, TerminalRecord
+from voucher_api.clock import FixedClock
+from voucher_api.models import AuditEntry, Entitlement, Ride, StaffRole, TerminalRecord
 from voucher_api.services.entitlements import ledger_sum
 from voucher_api.services.offline import b64url, b64url_decode, canonical_json, offline_board_message
 
@@ -213,3 +214,28 @@ def test_driver_signs_in_and_out_of_a_shift(
     assert ended.get_json()["rides"] == 1
     unknown = client.post("/api/v1/terminals/shifts", json={"driver_code": "NOPE"}, headers=headers)
     assert unknown.status_code == 404
+
+
+def test_a_shift_left_open_is_ended_by_the_next_one_and_both_changes_are_audited(
+    client: FlaskClient, session: Session, city: City, clock: FixedClock
+) -> None:
+    f.driver(session, city.operator_id, "D01", "運転 一郎")
+    f.driver(session, city.operator_id, "D02", "運転 二郎")
+    session.commit()
+    headers = f.bearer(city.terminal.token(client, clock.now()))
+    first = client.post("/api/v1/terminals/shifts", json={"driver_code": "D01"}, headers=headers).get_json()
+    clock.advance(timedelta(hours=4))
+    headers = f.bearer(city.terminal.token(client, clock.now()))
+    second = client.post("/api/v1/terminals/shifts", json={"driver_code": "D02"}, headers=headers).get_json()
+    entries = [
+        (e.action, e.entity_id, e.actor, e.at)
+        for e in session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_type == "driver_shift").order_by(AuditEntry.id)
+        )
+    ]
+    who = f"terminal:{city.terminal.terminal_id}"
+    assert entries == [
+        ("shift.started", str(first["shift_id"]), who, f.NOW),
+        ("shift.ended", str(first["shift_id"]), who, f.NOW + timedelta(hours=4)),
+        ("shift.started", str(second["shift_id"]), who, f.NOW + timedelta(hours=4)),
+    ]

@@ -201,8 +201,11 @@ def _audit_stop(session: Session, stop: MobileStop, actor: str, now: datetime, a
 # --- the queue -------------------------------------------------------------------------------------
 
 
-def issue_ticket(session: Session, *, stop_id: int, municipality_id: int, now: datetime) -> QueueTicket:
-    """Hand the next number at an open stop (1, 2, 3, … per stop).
+def issue_ticket(
+    session: Session, *, stop_id: int, municipality_id: int, actor: str, now: datetime
+) -> QueueTicket:
+    """Hand the next number at an open stop (1, 2, 3, … per stop); `actor` is who handed it out (the
+    staff member at the desk, e.g. staff:12), recorded in the audit trail.
 
     Raises Refused('stop.not_open') before the stop opens and Conflict('stop.closed') after it closed.
     """
@@ -215,7 +218,29 @@ def issue_ticket(session: Session, *, stop_id: int, municipality_id: int, now: d
     ticket = QueueTicket(stop_id=stop.id, number=(last or 0) + 1, status=TicketStatus.WAITING, issued_at=now)
     session.add(ticket)
     session.flush()
+    _audit_ticket(session, stop, ticket, actor, now, "queue_ticket.issued")
     return ticket
+
+
+def _audit_ticket(
+    session: Session,
+    stop: MobileStop,
+    ticket: QueueTicket,
+    actor: str,
+    now: datetime,
+    action: str,
+    **details: int | str | None,
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action=action,
+        entity_type="queue_ticket",
+        entity_id=ticket.id,
+        municipality_id=stop.municipality_id,
+        details={"stop": stop.code, "number": ticket.number, **details},
+    )
 
 
 def call_next(
@@ -241,6 +266,7 @@ def call_next(
     ticket.called_at = now
     ticket.called_by = actor
     session.flush()
+    _audit_ticket(session, stop, ticket, actor, now, "queue_ticket.called")
     return ticket
 
 
@@ -260,14 +286,16 @@ def finish_ticket(
     *,
     ticket_id: int,
     municipality_id: int,
+    actor: str,
     now: datetime,
     resident_id: int | None = None,
     skipped: bool = False,
 ) -> QueueTicket:
-    """Mark a ticket done (served, optionally with the resident served) or skipped (did not answer).
+    """Mark a ticket done (served, optionally with the resident served) or skipped (did not answer);
+    `actor` (the staff member) is recorded in the audit trail.
 
-    Finishing it the same way again changes nothing; raises Conflict('ticket.finished') when it was
-    already finished the other way.
+    Finishing it the same way again changes nothing (and records nothing); raises
+    Conflict('ticket.finished') when it was already finished the other way.
     """
     ticket = load_ticket(session, ticket_id, municipality_id)
     wanted = TicketStatus.SKIPPED if skipped else TicketStatus.DONE
@@ -282,6 +310,16 @@ def finish_ticket(
     if resident_id is not None:
         ticket.resident_id = resident_id
     session.flush()
+    stop = load_stop(session, ticket.stop_id, municipality_id)
+    _audit_ticket(
+        session,
+        stop,
+        ticket,
+        actor,
+        now,
+        f"queue_ticket.{wanted.value}",
+        resident_id=ticket.resident_id,
+    )
     return ticket
 
 

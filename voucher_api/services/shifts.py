@@ -24,12 +24,24 @@ def start(
     )
     if driver is None:
         raise NotFound("not_found", field="driver_code")
-    session.execute(
+    left_open = session.execute(
         update(DriverShift)
         .where(DriverShift.terminal_id == terminal.id, DriverShift.ended_at.is_(None))
         .values(ended_at=now)
+        .returning(DriverShift.id)
         .execution_options(synchronize_session=False)
-    )
+    ).scalars()
+    for ended_id in left_open.all():
+        audit.record(
+            session,
+            at=now,
+            actor=terminal.actor,
+            action="shift.ended",
+            entity_type="driver_shift",
+            entity_id=ended_id,
+            municipality_id=terminal.municipality_id,
+            details={"reason": "next_shift_started"},
+        )
     shift = DriverShift(terminal_id=terminal.id, driver_id=driver.id, started_at=now)
     session.add(shift)
     session.flush()

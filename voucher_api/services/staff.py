@@ -9,9 +9,11 @@ from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from voucher_api.models import StaffRole, StaffUser
+from voucher_api.services import audit
 from voucher_api.services.errors import Unauthorized
 from voucher_api.services.tokens import Principal
 
+SYSTEM_ACTOR = "system"
 # A hash to compare against when the user does not exist, so timing does not reveal usernames.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
 
@@ -26,7 +28,14 @@ def create_staff(
     roles: list[StaffRole],
     now: datetime,
     operator_id: int | None = None,
+    actor: str = SYSTEM_ACTOR,
 ) -> StaffUser:
+    """Create an active staff account with `roles` (the password is kept only as a hash).
+
+    `actor` is who created it (staff:12 through the API, cli:<os user> for `voucher-api create-staff`);
+    seeding code that acts for nobody may leave the default. The account's creation is audited with its
+    username and roles, never the password. A username already taken raises IntegrityError at flush.
+    """
     user = StaffUser(
         municipality_id=municipality_id,
         username=username,
@@ -39,6 +48,16 @@ def create_staff(
     )
     session.add(user)
     session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="staff.created",
+        entity_type="staff_user",
+        entity_id=user.id,
+        municipality_id=municipality_id,
+        details={"username": username, "roles": list(user.roles), "operator_id": operator_id},
+    )
     return user
 
 

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import base64
+import functools
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -75,8 +77,23 @@ def proof_from(body: dict[str, Any]) -> identity.CardProof:
     )
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _signed_in(fn: F) -> F:
+    """Staff or a terminal: the token is checked before the body, so an anonymous caller gets 401."""
+
+    @functools.wraps(fn)
+    def inner(*args: Any, **kwargs: Any) -> Any:
+        _authenticate()
+        return fn(*args, **kwargs)
+
+    return cast(F, inner)
+
+
 @blp.route("/card-challenges")
 class Challenges(MethodView):
+    @_signed_in
     @blp.arguments(ChallengeRequestSchema)
     @blp.response(201, ChallengeSchema)
     @blp.doc(security=[{"bearer": []}])

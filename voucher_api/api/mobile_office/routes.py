@@ -349,8 +349,13 @@ class Tickets(MethodView):
     @blp.doc(security=[{"bearer": []}])
     def post(self, stop_id: int) -> Any:
         """Hand out the next number at an open stop (retry-safe with an Idempotency-Key)."""
+        principal = _authenticate()
         return mobile_office.issue_ticket(
-            db(), stop_id=stop_id, municipality_id=_authenticate().municipality_id, now=clock().now()
+            db(),
+            stop_id=stop_id,
+            municipality_id=principal.municipality_id,
+            actor=principal.actor,
+            now=clock().now(),
         )
 
 
@@ -416,6 +421,7 @@ class FinishTicket(MethodView):
             db(),
             ticket_id=ticket_id,
             municipality_id=principal.municipality_id,
+            actor=principal.actor,
             now=clock().now(),
             resident_id=resident_id,
             skipped=body["outcome"] == "skipped",

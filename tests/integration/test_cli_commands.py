@@ -1,0 +1,124 @@
+"""`voucher-api` commands against a real (SQLite) database and the embedded broker they would use.
+
+- `settle` (queued mode) puts the run on CELERY_QUEUE, the only queue the worker consumes (and so does
+  the API's sender; beat uses the worker's own `task_default_queue`, see tests/unit/settlement);
+- `create-staff` leaves an audit entry saying who ran it and when.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from settlement.tasks import CLOSE_PERIOD
+from tests import factories as f
+from voucher_api import migrate
+from voucher_api.app import create_app
+from voucher_api.cli import main
+from voucher_api.config import Settings
+from voucher_api.db import make_engine, make_session_factory
+from voucher_api.models import AuditEntry, SettlementRun, StaffUser
+
+
+@dataclass
+class Installation:
+    var_dir: Path
+    database_url: str
+    factory: sessionmaker[Session]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "VOUCHER_VAR_DIR": str(self.var_dir),
+            "DATABASE_URL": self.database_url,
+            "JWT_SECRET": "test-secret-" + "x" * 40,
+            **extra,
+        }
+
+
+@pytest.fixture(scope="module")
+def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
+    """A migrated database of its own (the commands commit), with a city and one operator."""
+    var_dir = tmp_path_factory.mktemp("cli-var")
+    url = f"sqlite:///{var_dir / 'voucher.sqlite3'}"
+    migrate.upgrade(url)
+    factory = make_session_factory(make_engine(url))
+    with factory() as session:
+        mun = f.municipality(session)
+        f.operator(session, mun, code="OP01")
+        session.commit()
+    return Installation(var_dir, url, factory)
+
+
+def queued_tasks(broker_file: Path) -> dict[str, list[str]]:
+    """The task names waiting on each queue of kombu's SQLAlchemy broker."""
+    engine = create_engine(f"sqlite:///{broker_file}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT q.name, m.payload FROM kombu_message m JOIN kombu_queue q ON q.id = m.queue_id")
+        ).all()
+    engine.dispose()
+    queues: dict[str, list[str]] = {}
+    for name, payload in rows:
+        queues.setdefault(name, []).append(json.loads(payload)["headers"]["task"])
+    return queues
+
+
+# kombu's SQLAlchemy transport declares its queue model with `lazy="noload"`, deprecated in SQLAlchemy 2.1.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_settle_puts_the_run_on_the_configured_queue(installation: Installation, tmp_path: Path) -> None:
+    broker_file = tmp_path / "broker.sqlite3"
+    env = installation.env(CELERY_BROKER_URL=f"sqla+sqlite:///{broker_file}", CELERY_QUEUE="obanazawa")
+    result = CliRunner(env=env).invoke(main, ["settle", "--period", "2025-05"])
+    assert result.exit_code == 0, result.output
+    assert "ワーカーに依頼しました" in result.output
+    assert queued_tasks(broker_file) == {"obanazawa": [CLOSE_PERIOD]}
+    with installation.factory() as session:
+        run = session.scalars(select(SettlementRun).order_by(SettlementRun.id.desc())).first()
+    assert run is not None
+    assert (run.trigger, run.status.value) == ("cli", "queued")
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_the_api_sends_to_the_configured_queue_too(installation: Installation, tmp_path: Path) -> None:
+    """The sender the app factory builds (POST /settlement-runs uses it) targets CELERY_QUEUE."""
+    broker_file = tmp_path / "broker.sqlite3"
+    env = installation.env(CELERY_BROKER_URL=f"sqla+sqlite:///{broker_file}", CELERY_QUEUE="obanazawa")
+    app = create_app(Settings.from_env(env), session_factory=installation.factory)
+    app.extensions["voucher"]["tasks"].send(CLOSE_PERIOD, args=["1"])
+    assert queued_tasks(broker_file) == {"obanazawa": [CLOSE_PERIOD]}
+
+
+def test_create_staff_is_audited_with_who_ran_it_and_when(installation: Installation) -> None:
+    args = [
+        "create-staff",
+        "--username",
+        "yamada",
+        "--password",
+        "long-enough-1",
+        "--roles",
+        "counter,finance",
+    ]
+    before = datetime.now(UTC)
+    result = CliRunner(env=installation.env(LOGNAME="sysadmin-sato")).invoke(main, args)
+    after = datetime.now(UTC)
+    assert result.exit_code == 0, result.output
+    with installation.factory() as session:
+        user = session.scalars(select(StaffUser).where(StaffUser.username == "yamada")).one()
+        entries = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.entity_type == "staff_user", AuditEntry.entity_id == str(user.id)
+            )
+        ).all()
+    assert [(e.action, e.actor, e.municipality_id) for e in entries] == [
+        ("staff.created", "cli:sysadmin-sato", user.municipality_id)
+    ]
+    assert before <= entries[0].at <= after
+    assert entries[0].details["roles"] == ["counter", "finance"]
+    assert "long-enough-1" not in json.dumps(entries[0].details)
