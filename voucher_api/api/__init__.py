@@ -15,6 +15,8 @@ def register_blueprints(api: Api) -> None:
     from voucher_api.api.mobile_office.routes import blp as mobile_office
     from voucher_api.api.operators.routes import blp as operators
     from voucher_api.api.programs.routes import blp as programs
+    from voucher_api.api.reconciliation.routes import blp as reconciliation
+    from voucher_api.api.reports.routes import blp as reports
     from voucher_api.api.resident_records.routes import blp as resident_records
     from voucher_api.api.residents.routes import blp as residents
     from voucher_api.api.rides.routes import blp as rides
@@ -38,6 +40,8 @@ def register_blueprints(api: Api) -> None:
         mobile_office,
         slips,
         resident_records,
+        reports,
+        reconciliation,
     ]
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix=f"/api/v1{blp.url_prefix or ''}")

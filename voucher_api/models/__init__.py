@@ -24,9 +24,11 @@ from voucher_api.models.programs import (
 from voucher_api.models.residents import Resident, ResidentStatus
 from voucher_api.models.rides import Ride, RideStatus
 from voucher_api.models.settlement import (
+    OperatorResponse,
     RunStatus,
     SettlementRun,
     Statement,
+    StatementAdjustment,
     StatementLine,
     StatementLineKind,
     StatementStatus,
@@ -54,6 +56,7 @@ __all__ = [
     "MobileStop",
     "Municipality",
     "Operator",
+    "OperatorResponse",
     "Program",
     "ProgramExclusion",
     "QueueTicket",
@@ -67,6 +70,7 @@ __all__ = [
     "StaffRole",
     "StaffUser",
     "Statement",
+    "StatementAdjustment",
     "StatementLine",
     "StatementLineKind",
     "StatementStatus",

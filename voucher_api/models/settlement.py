@@ -54,8 +54,21 @@ class StatementStatus(enum.StrEnum):
     PAID = "paid"
 
 
+class OperatorResponse(enum.StrEnum):
+    """What the operator said about a confirmed statement (DESIGN §8)."""
+
+    NONE = "none"
+    ACKNOWLEDGED = "acknowledged"  # final: ends any dispute
+    DISPUTED = "disputed"  # answered by adjustment lines on a later statement; may be re-opened
+
+
 class Statement(Base):
-    """One operator's monthly claim. Once confirmed it never changes; corrections go to a later period."""
+    """One operator's monthly claim. Once confirmed it never changes; corrections go to a later period.
+
+    The operator's response (acknowledged or disputed) is kept beside the claim; it never changes the
+    lines or totals. `dispute_answered_at` is set when finance answers the latest dispute with an
+    adjustment, and cleared when the operator disputes again.
+    """
 
     __tablename__ = "statements"
 
@@ -78,6 +91,15 @@ class Statement(Base):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    operator_response: Mapped[OperatorResponse] = mapped_column(
+        str_enum(OperatorResponse, "operator_response"),
+        default=OperatorResponse.NONE,
+        server_default=OperatorResponse.NONE.value,
+    )
+    operator_response_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
+    operator_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    dispute_reason: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    dispute_answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (
         UniqueConstraint("operator_id", "period"),
@@ -111,3 +133,28 @@ class StatementLine(Base):
     note: Mapped[str] = mapped_column(String(200), default="")
 
     __table_args__ = (UniqueConstraint("statement_id", "line_no"),)
+
+
+class StatementAdjustment(Base):
+    """Finance's answer to a statement (a dispute or a correction found later): an amount in yen booked as
+    an `adjustment` line on the operator's earliest draft of a later month. The answered statement itself
+    never changes. Not linked to the line by id: a draft's lines are rewritten when its month is closed
+    (adjustment lines are kept, renumbered)."""
+
+    __tablename__ = "statement_adjustments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id"), index=True)
+    disputed_statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    target_statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    amount: Mapped[int] = mapped_column(Integer)  # yen; positive: the city pays more
+    note: Mapped[str] = mapped_column(String(200))
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), default=None)
+
+    __table_args__ = (
+        UniqueConstraint("created_by_id", "idempotency_key"),
+        CheckConstraint("amount <> 0", name="amount_not_zero"),
+        CheckConstraint("target_statement_id <> disputed_statement_id", name="target_is_another_statement"),
+    )

@@ -181,6 +181,110 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "確認した人とは別の人が承認してください。",
         "A statement must be approved by someone other than the person who confirmed it.",
     ),
+    "statement.not_confirmed": (
+        "この精算書はまだ確定していません。市が確認した後に回答・調整できます。",
+        "The statement is still a draft; it can be answered or adjusted once finance has confirmed it.",
+    ),
+    "statement.already_acknowledged": (
+        "この精算書は事業者確認済みのため、異議を申し立てられません。市の担当者にご連絡ください。",
+        "The statement has been acknowledged, so it can no longer be disputed. Please contact the city.",
+    ),
+    "adjustment.amount_due_negative": (
+        "調整すると翌月以降の請求額(現在{amount_due}円)がマイナスになります。"
+        "その月の精算後に調整するか、金額を分けてください。",
+        "The adjustment would take the later statement's amount due (now ¥{amount_due}) below zero. "
+        "Adjust after that month is closed, or split the amount.",
+    ),
+    # reports
+    "report.range_reversed": (
+        "集計の開始月が終了月より後になっています。",
+        "The report's first month is after its last month.",
+    ),
+    "report.range_too_long": (
+        "集計できる期間は最長{max_months}か月です。期間を短くしてください。",
+        "A report covers at most {max_months} months; shorten the range.",
+    ),
+    # reconciliation against an operator's own ride log
+    "reconciliation.too_large": (
+        "ファイルが大きすぎます({max_mib} MB まで)。月や車両で分けて送ってください。",
+        "The file is too large (at most {max_mib} MB). Split it by month or vehicle.",
+    ),
+    "reconciliation.too_many_rows": (
+        "行数が多すぎます({max_rows}行まで)。月や車両で分けて送ってください。",
+        "The file has too many rows (at most {max_rows}). Split it by month or vehicle.",
+    ),
+    "reconciliation.empty": (
+        "CSV ファイルが空か、送られていません。",
+        "The CSV file is empty or missing.",
+    ),
+    "reconciliation.unsupported_media_type": (
+        "CSV ファイルを送ってください(text/csv、またはフォームの file 欄)。",
+        "Send a CSV file (text/csv, or the form field `file`).",
+    ),
+    "reconciliation.not_csv": (
+        "Excel のブック形式です。Excel で「CSV」形式で保存してから送ってください。",
+        "This is an Excel workbook; save it as CSV in Excel and send that.",
+    ),
+    "reconciliation.bad_encoding": (
+        "文字コードを読み取れません。UTF-8 または Shift_JIS の CSV で保存してください。",
+        "The file's character encoding is not readable; save it as UTF-8 or Shift_JIS CSV.",
+    ),
+    "reconciliation.no_header": (
+        "見出し行が見つかりません。次の列が必要です: {missing}",
+        "No header row found. These columns are needed: {missing}",
+    ),
+    "reconciliation.statement_changed": (
+        "照合中に精算書が作り直されました。もう一度照合してください。",
+        "The statement was rebuilt while it was being compared; please run the comparison again.",
+    ),
+    "reconciliation.row.unreadable": ("この行は CSV として読み取れません。", "This row is not readable CSV."),
+    "reconciliation.row.missing_boarded_at": ("乗車日時がありません。", "The boarding time is missing."),
+    "reconciliation.row.bad_boarded_at": (
+        "乗車日時「{value}」を読み取れません(例: 2026/10/03 14:05)。",
+        "The boarding time “{value}” is not readable (e.g. 2026/10/03 14:05).",
+    ),
+    "reconciliation.row.missing_vehicle": ("車両番号がありません。", "The vehicle is missing."),
+    "reconciliation.row.missing_meter_fare": ("メーター料金がありません。", "The meter fare is missing."),
+    "reconciliation.row.bad_meter_fare": (
+        "メーター料金「{value}」は円の整数ではありません。",
+        "The meter fare “{value}” is not a whole number of yen.",
+    ),
+    "reconciliation.row.bad_subsidy": (
+        "助成額「{value}」は円の整数ではありません。",
+        "The subsidy “{value}” is not a whole number of yen.",
+    ),
+    "reconciliation.row.bad_ride_id": (
+        "乗車番号「{value}」は精算書の乗車番号(数字)ではありません。",
+        "The ride number “{value}” is not a ride number from the statement (digits).",
+    ),
+    "reconciliation.extra.not_found": (
+        "この乗車の記録は見つかりません。",
+        "No record of this ride was found.",
+    ),
+    "reconciliation.extra.voided": (
+        "この乗車は取り消されています。",
+        "This ride was voided.",
+    ),
+    "reconciliation.extra.other_statement": (
+        "この乗車は別の精算書({number}、{period})に計上されています。",
+        "This ride is on another statement ({number}, {period}).",
+    ),
+    "reconciliation.extra.not_on_a_statement": (
+        "この乗車はまだ精算書に計上されていません(料金未入力か、締め後の同期で次回計上)。",
+        "This ride is on no statement yet (no fare yet, or synced after the close: it goes on the next one).",
+    ),
+    "reconciliation.extra.already_matched": (
+        "この乗車は{row}行目と照合済みです(ログの重複の可能性があります)。",
+        "This ride is already matched to row {row} (the log may list it twice).",
+    ),
+    "reconciliation.extra.duplicate_in_log": (
+        "同じ乗車番号が{row}行目にもあります。",
+        "The same ride number is also on row {row}.",
+    ),
+    "reconciliation.extra.unknown_vehicle": (
+        "この事業者の車両として登録されていない車両番号です。",
+        "This vehicle is not registered to the operator.",
+    ),
 }
 
 

@@ -5,34 +5,48 @@ Staff see only their own municipality; an operator admin sees only their own ope
 
 from __future__ import annotations
 
-import io
 import logging
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any, cast
 
 from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
-from settlement import documents, service
-from settlement.documents import statement_doc
+from settlement import disputes, documents, service
 from settlement.exports import calendar, csv_export, zengin
 from settlement.statements import format_period, parse_period
 from voucher_api.api.context import clock, current_principal, db, staff_required
-from voucher_api.api.idempotency import idempotent
+from voucher_api.api.idempotency import idempotency_key, idempotent
 from voucher_api.api.settlement.schemas import (
+    AcknowledgeRequestSchema,
+    DisputeRequestSchema,
+    LinePageQuerySchema,
     MonthQuerySchema,
     PaymentFileQuerySchema,
     RunQuerySchema,
     RunRequestSchema,
     RunSchema,
+    StatementAdjustmentRequestSchema,
+    StatementAdjustmentResultSchema,
+    StatementAdjustmentSchema,
     StatementDetailSchema,
     StatementQuerySchema,
     StatementSchema,
 )
-from voucher_api.models import Operator, SettlementRun, Statement, StatementLine, StatementStatus
-from voucher_api.services import audit
-from voucher_api.services.errors import DomainError, NotFound, Refused
+from voucher_api.models import (
+    Operator,
+    SettlementRun,
+    Statement,
+    StatementAdjustment,
+    StatementLine,
+    StatementStatus,
+)
+from voucher_api.services import audit, reports
+from voucher_api.services.errors import DomainError, Forbidden, NotFound, Refused
 from voucher_api.services.tokens import Principal
 from voucher_api.tasks_client import TaskSender
 
@@ -89,6 +103,11 @@ def statement_body(statement: Statement, operator: Operator) -> dict[str, Any]:
         "approved_by_id": statement.approved_by_id,
         "approved_at": statement.approved_at,
         "paid_at": statement.paid_at,
+        "operator_response": statement.operator_response.value,
+        "operator_response_by_id": statement.operator_response_by_id,
+        "operator_response_at": statement.operator_response_at,
+        "dispute_reason": statement.dispute_reason,
+        "dispute_answered": statement.dispute_answered_at is not None,
     }
 
 
@@ -186,8 +205,11 @@ class SettlementRunById(MethodView):
     @blp.response(200, RunSchema)
     @blp.doc(security=[{"bearer": []}])
     def get(self, run_id: int) -> Any:
-        """One run with its progress (operators_done of operators_total)."""
-        return run_body(_load_run(run_id))
+        """One run with its progress (operators_done of operators_total), and where it stands per operator."""
+        run = _load_run(run_id)
+        body = run_body(run)
+        body["operators"] = [asdict(row) for row in reports.run_progress(db(), run)]
+        return body
 
 
 @blp.route("/statements")
@@ -212,17 +234,28 @@ class Statements(MethodView):
 @blp.route("/statements/<int:statement_id>")
 class StatementById(MethodView):
     @staff_required(*READ_ROLES)
+    @blp.arguments(LinePageQuerySchema, location="query")
     @blp.response(200, StatementDetailSchema)
     @blp.doc(security=[{"bearer": []}])
-    def get(self, statement_id: int) -> Any:
-        """One statement with its lines."""
+    def get(self, page: dict[str, Any], statement_id: int) -> Any:
+        """One statement with a page of its lines (`limit` lines from `offset`, by line number).
+
+        `lines_total` is the statement's number of lines; a statement can hold hundreds of thousands.
+        """
         statement, operator = _load_statement(statement_id)
-        lines = db().scalars(
+        session = db()
+        lines = session.scalars(
             select(StatementLine)
             .where(StatementLine.statement_id == statement.id)
             .order_by(StatementLine.line_no)
+            .limit(page["limit"])
+            .offset(page["offset"])
         )
         body = statement_body(statement, operator)
+        body["lines_total"] = session.scalar(
+            select(func.count()).select_from(StatementLine).where(StatementLine.statement_id == statement.id)
+        )
+        body["lines_offset"], body["lines_limit"] = page["offset"], page["limit"]
         body["lines"] = [
             {
                 "line_no": line.line_no,
@@ -251,8 +284,12 @@ class StatementCsv(MethodView):
     def get(self, statement_id: int) -> Any:
         """The statement as CSV for Excel (UTF-8 with BOM): its lines, then its totals."""
         statement, _operator = _load_statement(statement_id)
-        data = csv_export.statement_csv(statement_doc(db(), statement.id))
-        return _attachment(data, "text/csv; charset=utf-8", f"statement-{statement.number}.csv")
+        statement_id = statement.id
+        return _streamed(
+            lambda session: documents.statement_csv_chunks(session, statement_id),
+            "text/csv; charset=utf-8",
+            f"statement-{statement.number}.csv",
+        )
 
 
 @blp.route("/statements/<int:statement_id>/pdf")
@@ -267,7 +304,8 @@ class StatementPdf(MethodView):
         from settlement.exports import pdf  # reportlab is heavy; load it only when a PDF is asked for
 
         statement, _operator = _load_statement(statement_id)
-        data = pdf.statement_pdf(statement_doc(db(), statement.id))
+        # A large statement's PDF holds its breakdowns and the lines to look at; the CSV has every line.
+        data = pdf.statement_pdf(documents.statement_pdf_doc(db(), statement.id))
         return _attachment(data, "application/pdf", f"statement-{statement.number}.pdf")
 
 
@@ -282,11 +320,13 @@ class MonthLinesCsv(MethodView):
     def get(self, query: dict[str, Any]) -> Any:
         """Every line of every statement of the month, one row per line, no totals (for pivot tables)."""
         period = parse_period(query["period"])
-        buffer = io.BytesIO()
-        rows = documents.month_rows(db(), municipality_id=current_principal().municipality_id, period=period)
-        csv_export.write_month_csv(buffer, rows)
-        return _attachment(
-            buffer.getvalue(), "text/csv; charset=utf-8", f"statement-lines-{query['period']}.csv"
+        municipality_id = current_principal().municipality_id
+        return _streamed(
+            lambda session: documents.month_csv_chunks(
+                session, municipality_id=municipality_id, period=period
+            ),
+            "text/csv; charset=utf-8",
+            f"statement-lines-{query['period']}.csv",
         )
 
 
@@ -346,7 +386,19 @@ class ZenginPaymentFile(MethodView):
         return _attachment(data, "text/plain; charset=shift_jis", f"zengin-{query['period']}.txt")
 
 
-def _attachment(data: bytes, mimetype: str, filename: str) -> Response:
+def _streamed(chunks: Callable[[Session], Iterator[bytes]], mimetype: str, filename: str) -> Response:
+    """An attachment written while it is sent, from its own session (the request's is closed by then),
+    so a month of any size never sits in memory."""
+    factory = current_app.extensions["voucher"]["session_factory"]
+
+    def body() -> Iterator[bytes]:
+        with factory() as session:
+            yield from chunks(session)
+
+    return _attachment(body(), mimetype, filename)
+
+
+def _attachment(data: bytes | Iterator[bytes], mimetype: str, filename: str) -> Response:
     response = Response(data, status=200, mimetype=mimetype.split(";")[0])
     response.headers["Content-Type"] = mimetype
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -418,3 +470,122 @@ class PayStatement(MethodView):
     def post(self, statement_id: int) -> Any:
         """Record that an approved statement has been paid."""
         return _transition(statement_id, "pay")
+
+
+# --- the operator's answer and finance's adjustments ---------------------------------------------
+
+
+def adjustment_body(adjustment: StatementAdjustment) -> dict[str, Any]:
+    """An adjustment as StatementAdjustmentSchema shows it."""
+    return {
+        "adjustment_id": adjustment.id,
+        "disputed_statement_id": adjustment.disputed_statement_id,
+        "target_statement_id": adjustment.target_statement_id,
+        "amount": adjustment.amount,
+        "note": adjustment.note,
+        "created_by_id": adjustment.created_by_id,
+        "created_at": adjustment.created_at,
+    }
+
+
+def _body_of(statement: Statement) -> dict[str, Any]:
+    operator = db().get(Operator, statement.operator_id)
+    assert operator is not None  # the foreign key guarantees it
+    return statement_body(statement, operator)
+
+
+def _own_operator(principal: Principal) -> int:
+    """The operator an operator admin acts for; an account bound to no operator answers nothing."""
+    if principal.operator_id is None:
+        raise Forbidden("auth.forbidden")
+    return principal.operator_id
+
+
+@blp.route("/statements/<int:statement_id>/acknowledge")
+class AcknowledgeStatement(MethodView):
+    @staff_required("operator_admin")
+    @blp.arguments(AcknowledgeRequestSchema, required=False)
+    @blp.response(200, StatementSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, _body: dict[str, Any], statement_id: int) -> Any:
+        """The operator accepts a confirmed statement; final, it ends any dispute. Retrying changes nothing.
+
+        statement.not_confirmed for a draft; statement.not_found for another operator's statement.
+        """
+        principal = current_principal()
+        statement = disputes.acknowledge_statement(
+            db(),
+            statement_id=statement_id,
+            municipality_id=principal.municipality_id,
+            operator_id=_own_operator(principal),
+            staff_id=principal.id,
+            now=clock().now(),
+        )
+        return _body_of(statement)
+
+
+@blp.route("/statements/<int:statement_id>/dispute")
+class DisputeStatement(MethodView):
+    @staff_required("operator_admin")
+    @blp.arguments(DisputeRequestSchema)
+    @blp.response(200, StatementSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any], statement_id: int) -> Any:
+        """The operator disputes a confirmed statement, saying why; disputing again re-opens it.
+
+        statement.not_confirmed for a draft, statement.already_acknowledged once acknowledged,
+        statement.not_found for another operator's statement.
+        """
+        principal = current_principal()
+        statement = disputes.dispute_statement(
+            db(),
+            statement_id=statement_id,
+            municipality_id=principal.municipality_id,
+            operator_id=_own_operator(principal),
+            staff_id=principal.id,
+            reason=body["reason"],
+            now=clock().now(),
+        )
+        return _body_of(statement)
+
+
+@blp.route("/statements/<int:statement_id>/adjustments")
+class StatementAdjustments(MethodView):
+    @staff_required("finance")
+    @idempotent(required=True)
+    @blp.arguments(StatementAdjustmentRequestSchema)
+    @blp.response(201, StatementAdjustmentResultSchema)
+    @blp.doc(
+        security=[{"bearer": []}],
+        parameters=[{"in": "header", "name": "Idempotency-Key", "required": True}],
+    )
+    def post(self, body: dict[str, Any], statement_id: int) -> Any:
+        """Answer a confirmed statement with an adjustment booked on the operator's next draft statement.
+
+        The statement itself never changes; the line lands on the earliest draft of a later month (a new
+        draft for the following month when there is none). adjustment.amount_due_negative when the draft's
+        amount due would fall below zero; statement.not_confirmed for a draft.
+        """
+        principal = current_principal()
+        result = disputes.adjust_statement(
+            db(),
+            statement_id=statement_id,
+            municipality_id=principal.municipality_id,
+            amount=body["amount"],
+            note=body["note"],
+            staff_id=principal.id,
+            now=clock().now(),
+            idempotency_key=idempotency_key(required=True),
+        )
+        return {"adjustment": adjustment_body(result.adjustment), "target_statement": _body_of(result.target)}
+
+    @staff_required(*READ_ROLES)
+    @blp.response(200, StatementAdjustmentSchema(many=True))
+    @blp.doc(security=[{"bearer": []}])
+    def get(self, statement_id: int) -> Any:
+        """The adjustments answering this statement, oldest first."""
+        statement, _operator = _load_statement(statement_id)
+        return [
+            adjustment_body(adjustment)
+            for adjustment in disputes.adjustments_answering(db(), statement_id=statement.id)
+        ]

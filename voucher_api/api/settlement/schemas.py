@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from settlement.disputes import MAX_ADJUSTMENT, NOTE_MAX, REASON_MAX
 from voucher_api.api.common import Id, PeriodField, StrictSchema
-from voucher_api.models import RunStatus, StatementStatus
+from voucher_api.models import OperatorResponse, RunStatus, StatementStatus
 
 
 class RunRequestSchema(StrictSchema):
@@ -28,6 +29,24 @@ class RunSchema(StrictSchema):
     created_at = fields.AwareDateTime()
     started_at = fields.AwareDateTime(allow_none=True)
     finished_at = fields.AwareDateTime(allow_none=True)
+    operators = fields.List(
+        fields.Nested(lambda: RunOperatorSchema()),
+        metadata={"description": "one run only: where the run stands for each operator of the city"},
+    )
+
+
+class RunOperatorSchema(StrictSchema):
+    operator_id = fields.Integer()
+    operator_code = fields.String()
+    operator_name = fields.String()
+    state = fields.String(
+        metadata={
+            "description": "generated (this run built its statement) | kept (already confirmed, never "
+            "rebuilt) | waiting"
+        }
+    )
+    statement_id = fields.Integer(allow_none=True)
+    statement_status = fields.String(allow_none=True)
 
 
 class StatementQuerySchema(StrictSchema):
@@ -57,6 +76,16 @@ class StatementSchema(StrictSchema):
     approved_by_id = fields.Integer(allow_none=True)
     approved_at = fields.AwareDateTime(allow_none=True)
     paid_at = fields.AwareDateTime(allow_none=True)
+    operator_response = fields.String(
+        validate=validate.OneOf([r.value for r in OperatorResponse]),
+        metadata={"description": "none | acknowledged (final) | disputed"},
+    )
+    operator_response_by_id = fields.Integer(allow_none=True)
+    operator_response_at = fields.AwareDateTime(allow_none=True)
+    dispute_reason = fields.String(metadata={"description": "the latest dispute's reason; empty if none"})
+    dispute_answered = fields.Boolean(
+        metadata={"description": "finance has answered the latest dispute with an adjustment"}
+    )
 
 
 class StatementLineSchema(StrictSchema):
@@ -76,6 +105,14 @@ class StatementLineSchema(StrictSchema):
 
 class StatementDetailSchema(StatementSchema):
     lines = fields.List(fields.Nested(StatementLineSchema))
+    lines_total = fields.Integer(metadata={"description": "how many lines the statement has in all"})
+    lines_offset = fields.Integer()
+    lines_limit = fields.Integer()
+
+
+class LinePageQuerySchema(StrictSchema):
+    limit = fields.Integer(load_default=500, validate=validate.Range(1, 1000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10_000_000))
 
 
 class MonthQuerySchema(StrictSchema):
@@ -90,3 +127,47 @@ class PaymentFileQuerySchema(StrictSchema):
             "description": "YYYY-MM-DD; default: the 20th of the next month, moved to a bank business day"
         },
     )
+
+
+class AcknowledgeRequestSchema(StrictSchema):
+    """No fields: the body may be left out (or be `{}`)."""
+
+
+class DisputeRequestSchema(StrictSchema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(1, REASON_MAX),
+        metadata={"description": f"why the operator disputes the statement, 1..{REASON_MAX} characters"},
+    )
+
+
+class StatementAdjustmentRequestSchema(StrictSchema):
+    amount = fields.Integer(
+        required=True,
+        strict=True,
+        validate=[
+            validate.Range(-MAX_ADJUSTMENT, MAX_ADJUSTMENT),
+            validate.NoneOf([0], error="must not be zero"),
+        ],
+        metadata={"description": "yen, non-zero: positive pays the operator more, negative deducts"},
+    )
+    note = fields.String(
+        required=True,
+        validate=validate.Length(1, NOTE_MAX),
+        metadata={"description": f"one line, 1..{NOTE_MAX} characters, printed on the statement"},
+    )
+
+
+class StatementAdjustmentSchema(StrictSchema):
+    adjustment_id = fields.Integer()
+    disputed_statement_id = fields.Integer(metadata={"description": "the statement this answers"})
+    target_statement_id = fields.Integer(metadata={"description": "the later draft the line was booked on"})
+    amount = fields.Integer(metadata={"description": "yen"})
+    note = fields.String()
+    created_by_id = fields.Integer()
+    created_at = fields.AwareDateTime()
+
+
+class StatementAdjustmentResultSchema(StrictSchema):
+    adjustment = fields.Nested(StatementAdjustmentSchema)
+    target_statement = fields.Nested(StatementSchema)
