@@ -38,6 +38,7 @@ from tests.conftest import (
     drop_postgres_database,
     postgres_admin_url,
 )
+from tests.privacy import SUITE_SECRETS, describe, scan_database
 from voucher_api import migrate
 from voucher_api.app import create_app
 from voucher_api.config import Settings
@@ -114,6 +115,10 @@ class RunningClock:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=time.monotonic() - self.started)
 
+    def advance(self, seconds: float) -> None:
+        """Jump ahead (a card challenge outliving its TTL) without waiting for it; never goes back."""
+        self.start += timedelta(seconds=seconds)
+
 
 @dataclass(frozen=True)
 class Person:
@@ -187,6 +192,11 @@ PEOPLE = (
         card_kind="face_recognition",
     ),
     Person("yoshi", "木村", "ヨシ", "キムラ", "ヨシ", "female", date(1946, 12, 24), "02"),
+    # The mobile office losing its network (test_mobile_offline) and the resident look-up's "end".
+    Person("fumi", "斎藤", "フミ", "サイトウ", "フミ", "female", date(1942, 3, 21), "04"),
+    Person("sumi", "池田", "スミ", "イケダ", "スミ", "female", date(1943, 8, 18), "01"),
+    Person("nobu", "森", "ノブ", "モリ", "ノブ", "female", date(1945, 6, 6), "02"),
+    Person("kazuo", "清水", "和夫", "シミズ", "カズオ", "male", date(1944, 12, 5), "05"),
 )
 
 PROGRAMS: dict[str, dict[str, Any]] = {
@@ -246,6 +256,7 @@ class World:
     residents: dict[str, int] = field(default_factory=dict)
     programs: dict[str, int] = field(default_factory=dict)
     municipality_id: int = 0
+    clock: RunningClock | None = None
 
     def insert_card(self, name: str) -> None:
         """The resident puts their card on the counter's reader."""
@@ -420,13 +431,19 @@ def e2e_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     admin = postgres_admin_url()
     if admin:
         url = create_postgres_database(admin, "voucher_e2e")
-        migrate.upgrade(url)
-        yield url
-        drop_postgres_database(admin, url)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('e2e-db') / 'e2e.sqlite3'}"
-        migrate.upgrade(url)
-        yield url
+    migrate.upgrade(url)
+    yield url
+    # The privacy guard over everything the browser journeys committed (tests/privacy.py).
+    engine = make_engine(url)
+    try:
+        findings = scan_database(engine, SUITE_SECRETS)
+    finally:
+        engine.dispose()
+        if admin:
+            drop_postgres_database(admin, url)
+    assert not findings, describe(findings)
 
 
 @pytest.fixture(scope="session")
@@ -455,7 +472,7 @@ def world(
     bridge_server = make_server("127.0.0.1", 0, bridge_app, threaded=True)
     bridge_url = f"http://127.0.0.1:{bridge_server.port}"
     app.config["CARD_BRIDGE_URL"] = bridge_url
-    world = World(base_url, bridge_url, engine, sessions, card_dir)
+    world = World(base_url, bridge_url, engine, sessions, card_dir, clock=clock)
     with sessions() as session:
         _seed(session, world, verifier, cards)
         session.commit()

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import World, check_screen, sign_in
-from voucher_api.models import AuditEntry, Entitlement, EntitlementStatus
+from tests.e2e.conftest import START, World, check_screen, sign_in
+from voucher_api.models import AuditEntry, Entitlement, EntitlementStatus, Program, StaffUser
+from voucher_api.services import entitlements
 
 pytestmark = pytest.mark.e2e
 
@@ -80,12 +81,64 @@ def test_resident_look_up_shows_the_record_and_suspends_with_a_reason(
     page.get_by_text("利用中(本人の申し出)").wait_for()
 
 
-def test_the_english_switch_changes_the_words_and_keeps_the_page(page: Any, world: World) -> None:
+def test_resident_look_up_ends_an_entitlement_with_a_reason_for_good(
+    page: Any, world: World, screens_dir: Path
+) -> None:
+    with world.sessions() as session:
+        program = session.get(Program, world.programs["elderly"])
+        assert program is not None
+        granted = entitlements.grant(
+            session,
+            resident_id=world.residents["kazuo"],
+            program=program,
+            application_id=None,
+            actor="test",
+            now=START,
+        )
+        session.commit()
+        entitlement_id = granted.id
+    sign_in(page)
+    page.goto("/staff/residents")
+    page.get_by_label("ふりがな(カタカナ・ひらがな、姓から)").fill("しみず")
+    page.get_by_role("button", name="検索する").click()
+    page.get_by_role("button", name="この方を選ぶ:清水 和夫").click()
+    page.get_by_role("heading", name="清水 和夫(シミズ カズオ)").wait_for()
+    page.get_by_role("button", name="終了する(高齢者おもいやりタクシー)").click()
+    page.get_by_label("転出のため").check()
+    check_screen(page, screens_dir, "32-end-with-reason")
+    page.get_by_role("button", name="この理由で実行する").click()
+    page.get_by_text("状態を変更しました").wait_for()
+    row = page.locator(f"[data-entitlement='{entitlement_id}']")
+    assert "終了(転出のため)" in row.inner_text()
+    assert row.get_by_role("button").count() == 0  # ended is final: nothing more to offer
+    with world.sessions() as session:
+        ended = session.get(Entitlement, entitlement_id)
+        assert ended is not None
+        assert ended.status is EntitlementStatus.ENDED
+        clerk = session.scalar(select(StaffUser).where(StaffUser.username == "madoguchi"))
+        assert clerk is not None
+        audited = session.scalar(
+            select(AuditEntry).where(
+                AuditEntry.action == "entitlement.status_changed",
+                AuditEntry.entity_id == str(entitlement_id),
+            )
+        )
+        assert audited is not None
+        assert audited.details["reason"] == "転出のため"
+        assert audited.details["to"] == "ended"
+        assert audited.actor == f"staff:{clerk.id}"
+
+
+def test_the_english_switch_changes_the_words_and_keeps_the_page(
+    page: Any, world: World, screens_dir: Path
+) -> None:
     sign_in(page)
     page.goto("/staff/queue")
     page.get_by_role("link", name="English").click()
     page.get_by_role("heading", name="Today's queue").wait_for()
     assert page.locator("html").get_attribute("lang") == "en"
+    page.get_by_role("link", name="Start an application").first.wait_for()
+    check_screen(page, screens_dir, "35-english-todays-queue")
     page.goto("/staff/apply")
     page.get_by_text("Please place the My Number card on the card reader").wait_for()
     page.get_by_role("link", name="日本語").click()

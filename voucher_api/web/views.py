@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
+from voucher_api.clock import japan_date
 from voucher_api.web.i18n import LANGUAGES, texts
 
 blp = Blueprint(
@@ -18,11 +30,18 @@ blp = Blueprint(
 )
 
 LANG_COOKIE = "lang"
+PERIOD = re.compile(r"20[0-9]{2}-(0[1-9]|1[0-2])")
+COUNTER_PAGES = "counter mobile_office admin"
+FINANCE_PAGES = "finance finance_approver auditor operator_admin admin"
+CHART_PAGES = "finance finance_approver auditor admin"
+# (page, endpoint, words, roles): a link with roles is shown only to staff holding one of them.
 NAV = (
-    ("queue", "web.queue", "nav.queue"),
-    ("apply", "web.apply", "nav.apply"),
-    ("residents", "web.residents", "nav.residents"),
-    ("mobile", "web.mobile_office", "nav.mobile"),
+    ("queue", "web.queue", "nav.queue", COUNTER_PAGES),
+    ("apply", "web.apply", "nav.apply", COUNTER_PAGES),
+    ("residents", "web.residents", "nav.residents", COUNTER_PAGES + " auditor"),
+    ("mobile", "web.mobile_office", "nav.mobile", COUNTER_PAGES),
+    ("finance", "web.finance", "nav.finance", FINANCE_PAGES),
+    ("charts", "web.charts", "nav.charts", CHART_PAGES),
 )
 
 
@@ -59,6 +78,12 @@ def render_page(template: str, page: str, *, staff: bool = True, **context: Any)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _city_today() -> str:
+    """Today in Japan by the API's clock (the pages list months from it, as the API decides with it)."""
+    clock = current_app.extensions["voucher"]["clock"]
+    return japan_date(clock.now()).isoformat()
 
 
 def _origin(url: str) -> str:
@@ -111,6 +136,32 @@ def mobile_office() -> Any:
 @blp.get("/staff/mobile-office/rounds/<int:round_id>/figures")
 def figures(round_id: int) -> Any:
     return render_page("figures.html", "figures", round_id=round_id)
+
+
+@blp.get("/staff/finance")
+def finance() -> Any:
+    """精算: each month with its runs and statements; start or re-run a close and watch it per operator."""
+    return render_page("finance.html", "finance", today=_city_today())
+
+
+@blp.get("/staff/finance/<period>")
+def finance_month(period: str) -> Any:
+    """One month's statements and the month's files (CSV, the Zengin transfer file)."""
+    if not PERIOD.fullmatch(period):
+        abort(404)
+    return render_page("finance_month.html", "finance", period=period)
+
+
+@blp.get("/staff/finance/statements/<int:statement_id>")
+def statement(statement_id: int) -> Any:
+    """One statement: totals, its stage and sign-off, lines a page at a time, files, the operator's answer."""
+    return render_page("statement.html", "finance", statement_id=statement_id)
+
+
+@blp.get("/staff/finance/charts")
+def charts() -> Any:
+    """Monthly rides and subsidy by operator, district or program, as bar charts and tables."""
+    return render_page("charts.html", "charts", today=_city_today())
 
 
 @blp.get("/display/stops/<int:stop_id>")

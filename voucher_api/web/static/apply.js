@@ -4,8 +4,23 @@
    -> the resident's password (signature certificate: the four facts find the resident) -> the form
    filled from the card and the registry, eligibility for every program -> one tap grants -> the slip
    prints. The clerk types nothing; only the resident enters the PIN and the password, on the pads.
-   Face-recognition cards and forgotten or locked passwords go through the staff-attested path. */
+   Face-recognition cards and forgotten or locked passwords go through the staff-attested path.
+
+   A lost network never loses what the resident already did: the card's signed proof (the enrolment
+   request) goes through the page's outbox with its Idempotency-Key, is kept in the tablet's storage
+   (across a reload or a restart), and is sent once when the network returns. If the card's challenge
+   expired meanwhile, the clerk is told so and the resident redoes the PIN and password. */
 "use strict";
+
+/** The application kept while the network is down: which outbox entry, and where it was taken. */
+const KEPT_KEY = "voucher.apply.kept";
+const Kept = {
+  get() {
+    try { return JSON.parse(localStorage.getItem(KEPT_KEY) || "null"); } catch (e) { return null; }
+  },
+  set(value) { localStorage.setItem(KEPT_KEY, JSON.stringify(value)); },
+  clear() { localStorage.removeItem(KEPT_KEY); },
+};
 
 const flow = {
   stop: null,
@@ -54,6 +69,7 @@ function restartButton() {
 }
 
 function restart() {
+  Kept.clear(); // an entry still in the outbox is sent anyway (the card check is the resident's own)
   flow.replaceExisting = false;
   flow.challenge = null;
   flow.userProof = null;
@@ -134,7 +150,7 @@ async function checkPin(pin) {
   try {
     challenge = await api("POST", "/card-challenges", { body: { purpose: "enrol" } });
   } catch (error) {
-    renderTrouble({ code: "network" }, T("network.offline"));
+    renderTrouble({ code: "network" }, T("network.no_challenge"));
     return;
   }
   if (!challenge.ok) { renderTrouble(challenge.body); return; }
@@ -186,25 +202,109 @@ async function checkPassword(password) {
   if (!certificate.ok) { cardTrouble(certificate.body); return; }
   const signed = await bridge("POST", "/card/signature", { message: flow.challenge.message, password });
   if (!signed.ok) { cardTrouble(signed.body); return; }
-  let enrolled;
-  try {
-    enrolled = await api("POST", "/enrolments", {
-      key: newKey(),
-      body: {
-        card: flow.userProof,
-        signature_certificate: certificate.body.certificate,
-        signature_chain: certificate.body.chain,
-        signature: signed.body.signature,
-        replace_existing: flow.replaceExisting,
-      },
-    });
-  } catch (error) {
-    renderTrouble({ code: "network" }, T("network.offline"));
+  const key = newKey();
+  const id = "enrolment:" + key;
+  // Kept before it is sent: a reload or a restart finds it and goes on where it stopped.
+  Kept.set({ id, stop: flow.stop, ticket: flow.ticket, replaceExisting: flow.replaceExisting });
+  const sent = Outbox.send({
+    id,
+    key,
+    method: "POST",
+    path: "/enrolments",
+    kind: "enrolment",
+    body: {
+      card: flow.userProof,
+      signature_certificate: certificate.body.certificate,
+      signature_chain: certificate.body.chain,
+      signature: signed.body.signature,
+      replace_existing: flow.replaceExisting,
+    },
+  });
+  const first = await answeredOrOffline(sent.answered);
+  if (first.offline) {
+    renderKept();
+    enrolmentAnswered(await sent.answered, true);
     return;
   }
-  if (!enrolled.ok) { renderTrouble(enrolled.body); return; }
-  flow.enrolment = enrolled.body;
-  await loadResident(enrolled.body.resident.id);
+  enrolmentAnswered(first.answer, false);
+}
+
+/** The outbox's answer, or {offline: true} as soon as the outbox finds the network down. */
+function answeredOrOffline(answered) {
+  return new Promise((resolve) => {
+    const onState = (event) => {
+      if (!event.detail || !event.detail.offline) return;
+      document.removeEventListener("outbox:state", onState);
+      resolve({ offline: true });
+    };
+    document.addEventListener("outbox:state", onState);
+    answered.then((answer) => {
+      document.removeEventListener("outbox:state", onState);
+      resolve({ answer });
+    });
+  });
+}
+
+/** The enrolment's answer, now or after the network came back (`kept`): the form, or what to do. */
+async function enrolmentAnswered(answer, kept) {
+  const mine = Kept.get();
+  if (mine) forgetResult(mine.id);
+  Kept.clear();
+  const code = answer.body && answer.body.code;
+  if (!answer.ok && kept && ["challenge.expired", "challenge.unknown", "challenge.replayed"].includes(code)) {
+    renderKeptExpired();
+    return;
+  }
+  if (!answer.ok) { renderTrouble(answer.body); return; }
+  flow.enrolment = answer.body;
+  await loadResident(answer.body.resident.id);
+}
+
+function forgetResult(id) {
+  const results = Outbox.results();
+  if (!(id in results)) return;
+  delete results[id];
+  localStorage.setItem(RESULTS_KEY, JSON.stringify(results));
+}
+
+/* --- kept while the network is down ---------------------------------------------------------- */
+
+function renderKept() {
+  screen("password", T("kept.title"),
+    notice("warn", T("kept.enrolment"), { role: "status", "data-kept": "enrolment" }),
+    el("p", {}, T("kept.limit")),
+    el("div", { class: "actions" }, restartButton()));
+}
+
+function renderKeptExpired() {
+  screen("pin", T("kept.expired.title"),
+    notice("error", T("kept.expired"), { role: "alert", "data-trouble": "kept-expired" }),
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "btn big", id: "redo", onclick: () => renderCard() }, T("kept.redo")),
+      restartButton()));
+}
+
+/** After a reload (or a restart): the application kept in this tablet goes on where it stopped. */
+function resumeKept(kept) {
+  flow.stop = kept.stop || null;
+  flow.ticket = kept.ticket || null;
+  flow.replaceExisting = Boolean(kept.replaceExisting);
+  const waiting = Outbox.entries().some((entry) => entry.id === kept.id);
+  if (waiting) {
+    const answered = new Promise((resolve) => Outbox.listeners.set(kept.id, resolve));
+    renderKept();
+    answered.then((answer) => enrolmentAnswered(answer, true));
+    Outbox.flush();
+    return true;
+  }
+  const result = Outbox.results()[kept.id];
+  if (result) {
+    // Sent from another page after the network came back: show where it got to.
+    enrolmentAnswered({ ok: result.status < 400, status: result.status, body: result.body }, true);
+    return true;
+  }
+  Kept.clear();
+  return false;
 }
 
 /* --- PIN locked: the counter resets it with the resident's new PIN ------------------------------- */
@@ -314,14 +414,35 @@ async function confirmAttested(person, reason) {
 
 async function loadResident(residentId) {
   renderChecking("resident");
-  const [record, decisions] = await Promise.all([
-    api("GET", "/residents/" + residentId + "/record?rides=0"),
-    api("GET", "/residents/" + residentId + "/eligibility"),
-  ]);
+  let record;
+  let decisions;
+  for (;;) {
+    try {
+      [record, decisions] = await Promise.all([
+        api("GET", "/residents/" + residentId + "/record?rides=0"),
+        api("GET", "/residents/" + residentId + "/eligibility"),
+      ]);
+      break;
+    } catch (error) {
+      if (!(error instanceof Offline)) throw error;
+      // Only reading here: nothing to keep; go on by itself when the network is back.
+      screen("resident", T("resident.title"), notice("warn", T("network.reading"), { role: "status" }));
+      await networkBack();
+    }
+  }
   if (!record.ok) { renderTrouble(record.body); return; }
   if (!decisions.ok) { renderTrouble(decisions.body); return; }
   flow.resident = record.body;
   renderResident(record.body, decisions.body);
+}
+
+/** Resolves when the browser says it is online again, or after a short wait, whichever comes first. */
+function networkBack() {
+  return new Promise((resolve) => {
+    const done = () => { window.removeEventListener("online", done); clearTimeout(timer); resolve(); };
+    const timer = setTimeout(done, 3000);
+    window.addEventListener("online", done);
+  });
 }
 
 function licenceText(value) {
@@ -409,10 +530,11 @@ async function grant(decision, button) {
       mobile_stop: flow.stop ? flow.stop.code : null,
     },
   });
-  const pending = setTimeout(() => {
-    clear(status).append(notice("warn", T("grant.pending")));
-  }, 1200);
-  const answer = await sent.answered;
+  const showPending = () => clear(status).append(notice("warn", T("grant.pending")));
+  const pending = setTimeout(showPending, 1200);
+  const first = await answeredOrOffline(sent.answered);
+  if (first.offline) showPending();
+  const answer = first.offline ? await sent.answered : first.answer;
   clearTimeout(pending);
   if (answer.status === 409 && answer.body && answer.body.code === "application.already_entitled") {
     await loadResident(person.id);
@@ -489,16 +611,22 @@ function renderTrouble(problem, text, options) {
 
 /* --- start ------------------------------------------------------------------------------------ */
 
+function showContext() {
+  const where = flow.stop ? T("channel.mobile_office") + "(" + flow.stop.place + ")" : T("channel.counter");
+  document.getElementById("apply-context").textContent =
+    where + (flow.ticket ? " ・ " + T("apply.ticket", { n: flow.ticket.number }) : "");
+}
+
 document.addEventListener("DOMContentLoaded", async () => {
   Staff.require();
+  const kept = Kept.get();
+  if (kept && resumeKept(kept)) { showContext(); return; }
   const params = new URLSearchParams(location.search);
-  const context = document.getElementById("apply-context");
   if (params.get("stop")) {
     const stop = await api("GET", "/mobile-office/stops/" + encodeURIComponent(params.get("stop")));
     if (stop.ok) flow.stop = stop.body;
   }
   if (params.get("ticket")) flow.ticket = { id: params.get("ticket"), number: params.get("number") };
-  const where = flow.stop ? T("channel.mobile_office") + "(" + flow.stop.place + ")" : T("channel.counter");
-  context.textContent = where + (flow.ticket ? " ・ " + T("apply.ticket", { n: flow.ticket.number }) : "");
+  showContext();
   renderCard();
 });

@@ -117,6 +117,13 @@ const Staff = {
   },
 };
 
+/** Whether the signed-in staff member holds one of `roles` (admin holds them all). */
+function hasRole(roles) {
+  const staff = Staff.get();
+  const held = (staff && staff.roles) || [];
+  return held.includes("admin") || roles.some((role) => held.includes(role));
+}
+
 /* --- the API ------------------------------------------------------------------------------- */
 
 class Offline extends Error {}
@@ -191,7 +198,8 @@ const Outbox = {
           if (error instanceof Offline) { Outbox.render(true); return; }
           throw error;
         }
-        if (answer.status === 401) return; // signed out: keep it for after sign-in
+        // Signed out: keep it for after sign-in. Other 401s (an expired card challenge) are answers.
+        if (answer.status === 401 && answer.body && String(answer.body.code).startsWith("auth.")) return;
         Outbox.save(Outbox.entries().filter((e) => e.id !== next.id));
         const results = Outbox.results();
         results[next.id] = { status: answer.status, body: answer.body };
@@ -205,9 +213,11 @@ const Outbox = {
     }
   },
   render(offline) {
+    const count = Outbox.entries().length;
+    // Pages that wait on an entry learn at once that the network is down (outbox:state).
+    document.dispatchEvent(new CustomEvent("outbox:state", { detail: { offline: Boolean(offline), count } }));
     const box = document.getElementById("outbox");
     if (!box) return;
-    const count = Outbox.entries().length;
     box.textContent = count ? T("outbox.pending", { n: count }) : "";
     box.classList.toggle("offline", Boolean(offline) || count > 0);
   },
@@ -263,6 +273,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const staff = Staff.get();
   const name = document.getElementById("staff-name");
   if (name && staff) name.textContent = staff.name;
+  // Links for some roles only (finance pages): shown to staff who hold one of them.
+  for (const item of document.querySelectorAll("[data-roles]")) {
+    item.hidden = !hasRole(item.dataset.roles.split(" "));
+  }
   const signOut = document.getElementById("sign-out");
   if (signOut) {
     signOut.addEventListener("click", () => { Staff.clear(); location.assign(CONFIG.signIn); });

@@ -33,6 +33,10 @@ document.addEventListener("DOMContentLoaded", () => {
       expiresAt: Date.now() + (body.expires_in - 30) * 1000,
     });
     const next = params.get("next");
-    location.assign(next && next.startsWith("/staff/") ? next : "/staff/queue");
+    // Finance staff and operator admins start on the settlement page; everyone else on today's queue.
+    const counter = (body.roles || []).some((role) => ["counter", "mobile_office", "admin"].includes(role));
+    const home = counter || !hasRole(["finance", "finance_approver", "auditor", "operator_admin"])
+      ? "/staff/queue" : "/staff/finance";
+    location.assign(next && next.startsWith("/staff/") ? next : home);
   });
 });
