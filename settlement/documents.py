@@ -2,26 +2,38 @@
 
 The exports never see the database; this module is the one place that reads statements, operators,
 rides and staff names and turns them into StatementDoc / StatementLineDoc / Transfer / Remitter.
+
+Memory never grows with the size of a month: lines are read from a server-side cursor and written out
+as they come (`write_statement_csv`, `statement_csv_chunks`, `write_month_csv`, `month_csv_chunks`).
+The PDF (`statement_pdf_doc`) lists every line of a statement of up to PDF_LINE_LIMIT lines; a larger
+statement is printed as its totals, its breakdowns by kind, program and day, and the lines a person has
+to look at (every line that is not an ordinary ride: prior-period, flagged offline, fare-less and
+adjustment lines), up to PDF_LINE_LIMIT of them; its full detail is the statement's CSV. A PDF of
+200,000 lines would be 6,000 pages nobody reads, and would take minutes to lay out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
-from typing import Any
+from datetime import date, timedelta
+from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
+from settlement.exports import csv_export
 from settlement.exports.documents import (
+    LINE_KIND_LABELS,
     BankAccount,
     Remitter,
     StatementDoc,
     StatementLineDoc,
+    SummaryRow,
     Transfer,
 )
-from voucher_api.clock import japan_date
+from settlement.statements import period_bounds
+from voucher_api.clock import japan_date, japan_midnight
 from voucher_api.models import (
     District,
     Municipality,
@@ -32,12 +44,15 @@ from voucher_api.models import (
     StaffUser,
     Statement,
     StatementLine,
+    StatementLineKind,
     StatementStatus,
     Vehicle,
 )
 from voucher_api.services.errors import NotFound
 
-LINE_FETCH_SIZE = 2_000
+LINE_FETCH_SIZE = 5_000
+PDF_LINE_LIMIT = 2_000
+"""The most lines a statement PDF lists; a larger statement's PDF lists only the lines to look at."""
 
 
 def statement_doc(session: Session, statement_id: int, *, with_lines: bool = True) -> StatementDoc:
@@ -48,7 +63,7 @@ def statement_doc(session: Session, statement_id: int, *, with_lines: bool = Tru
     doc = _header(session, statement)
     if not with_lines:
         return doc
-    return _with_lines(doc, list(_line_docs(session, statement.id)))
+    return _with_lines(doc, list(line_docs(session, statement.id)))
 
 
 def period_docs(session: Session, *, municipality_id: int, period: date) -> list[StatementDoc]:
@@ -76,8 +91,132 @@ def month_rows(
         .order_by(Operator.code)
     ).all():
         doc = statement_doc(session, doc_statement, with_lines=False)
-        for line in _line_docs(session, doc_statement):
+        for line in line_docs(session, doc_statement):
             yield doc, line
+
+
+def write_month_csv(session: Session, *, municipality_id: int, period: date, stream: BinaryIO) -> int:
+    """Write the month's line CSV (every line of every statement) to `stream`; returns how many lines."""
+    return csv_export.write_month_csv(
+        stream, month_rows(session, municipality_id=municipality_id, period=period)
+    )
+
+
+def month_csv_chunks(session: Session, *, municipality_id: int, period: date) -> Iterator[bytes]:
+    """The month's line CSV as chunks of bytes, for a streamed download."""
+    return csv_export.iter_line_csv(month_rows(session, municipality_id=municipality_id, period=period))
+
+
+def write_statement_csv(session: Session, statement_id: int, stream: BinaryIO) -> int:
+    """Write one statement's CSV (lines, then totals) to `stream`; returns how many lines.
+
+    Raises NotFound statement.not_found.
+    """
+    doc = statement_doc(session, statement_id, with_lines=False)
+    return csv_export.write_statement_csv(stream, doc, line_docs(session, statement_id))
+
+
+def statement_csv_chunks(session: Session, statement_id: int) -> Iterator[bytes]:
+    """One statement's CSV as chunks of bytes, for a streamed download. Raises NotFound at once."""
+    doc = statement_doc(session, statement_id, with_lines=False)
+    return csv_export.iter_statement_csv(doc, line_docs(session, statement_id))
+
+
+def statement_pdf_doc(
+    session: Session, statement_id: int, *, line_limit: int = PDF_LINE_LIMIT
+) -> StatementDoc:
+    """The statement as the PDF prints it: totals, breakdowns by kind and program, and its lines, all of
+    them up to `line_limit`; beyond that, the breakdown by day and only the lines that are not ordinary
+    rides (at most `line_limit`), with `line_count` saying how many lines the statement has.
+
+    Raises NotFound statement.not_found.
+    """
+    doc = statement_doc(session, statement_id, with_lines=False)
+    count = (
+        session.scalar(
+            select(func.count()).select_from(StatementLine).where(StatementLine.statement_id == statement_id)
+        )
+        or 0
+    )
+    doc = replace(
+        doc,
+        kind_summary=_kind_summary(session, statement_id),
+        program_summary=_program_summary(session, statement_id),
+    )
+    if count <= line_limit:
+        return replace(doc, lines=list(line_docs(session, statement_id)))
+    exceptions = list(line_docs(session, statement_id, not_kind=StatementLineKind.RIDE, limit=line_limit))
+    return replace(
+        doc, lines=exceptions, line_count=count, day_summary=_day_summary(session, statement_id, doc.period)
+    )
+
+
+def _summary_columns() -> tuple[Any, ...]:
+    return (
+        func.count(),
+        func.coalesce(func.sum(StatementLine.meter_fare), 0),
+        func.coalesce(func.sum(StatementLine.rider_share), 0),
+        func.coalesce(func.sum(StatementLine.subsidy_amount), 0),
+    )
+
+
+def _kind_summary(session: Session, statement_id: int) -> list[SummaryRow]:
+    rows = session.execute(
+        select(StatementLine.kind, *_summary_columns())
+        .where(StatementLine.statement_id == statement_id)
+        .group_by(StatementLine.kind)
+    ).all()
+    by_kind = {StatementLineKind(row[0]).value: row for row in rows}
+    return [
+        SummaryRow(LINE_KIND_LABELS[kind], int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+        for kind in LINE_KIND_LABELS
+        if (row := by_kind.get(kind)) is not None
+    ]
+
+
+def _program_summary(session: Session, statement_id: int) -> list[SummaryRow]:
+    rows = session.execute(
+        select(func.coalesce(Program.name, ""), *_summary_columns())
+        .select_from(StatementLine)
+        .outerjoin(Program, Program.id == StatementLine.program_id)
+        .where(
+            StatementLine.statement_id == statement_id,
+            StatementLine.kind != StatementLineKind.ADJUSTMENT,
+        )
+        .group_by(Program.name)
+        .order_by(Program.name)
+    ).all()
+    return [SummaryRow(str(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows]
+
+
+def _day_summary(session: Session, statement_id: int, period: date) -> list[SummaryRow]:
+    """Ride lines of the period by day of boarding in Japan time (prior-period lines are in the kind
+    breakdown). The day is found by comparing with each Japan midnight, which any database can do."""
+    start, end = period_bounds(period)
+    days: list[date] = []
+    day = period.replace(day=1)
+    while japan_midnight(day) < end:
+        days.append(day)
+        day += timedelta(days=1)
+    day_of = case(
+        *((StatementLine.boarded_at < japan_midnight(d + timedelta(days=1)), d.day) for d in days),
+        else_=0,
+    )
+    rows = session.execute(
+        select(day_of.label("day"), *_summary_columns())
+        .where(
+            StatementLine.statement_id == statement_id,
+            StatementLine.ride_id.is_not(None),
+            StatementLine.boarded_at >= start,
+            StatementLine.boarded_at < end,
+        )
+        .group_by(day_of)
+        .order_by(day_of)
+    ).all()
+    return [
+        SummaryRow(f"{period.month}月{int(row[0])}日", int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+        for row in rows
+    ]
 
 
 def remitter_of(session: Session, municipality_id: int) -> Remitter:
@@ -168,6 +307,7 @@ def _header(session: Session, statement: Statement) -> StatementDoc:
         prepared_by=_staff_name(session, statement.confirmed_by_id),
         approved_by=_staff_name(session, statement.approved_by_id),
         contact=municipality.contact,
+        operator_response=statement.operator_response.value,
     )
 
 
@@ -175,7 +315,15 @@ def _with_lines(doc: StatementDoc, lines: list[StatementLineDoc]) -> StatementDo
     return replace(doc, lines=lines)
 
 
-def _line_docs(session: Session, statement_id: int) -> Iterator[StatementLineDoc]:
+def line_docs(
+    session: Session,
+    statement_id: int,
+    *,
+    not_kind: StatementLineKind | None = None,
+    limit: int | None = None,
+) -> Iterator[StatementLineDoc]:
+    """The statement's lines in order, read from a server-side cursor LINE_FETCH_SIZE at a time
+    (optionally leaving out one kind, at most `limit` of them)."""
     ride = aliased(Ride)
     query = (
         select(
@@ -200,8 +348,13 @@ def _line_docs(session: Session, statement_id: int) -> Iterator[StatementLineDoc
         .order_by(StatementLine.line_no)
         .execution_options(yield_per=LINE_FETCH_SIZE)
     )
-    for row in session.execute(query):
-        yield _line_doc(row)
+    if not_kind is not None:
+        query = query.where(StatementLine.kind != not_kind)
+    if limit is not None:
+        query = query.limit(limit)
+    # Core rows, a batch at a time: the ORM's row processing would cost more than writing the line.
+    for rows in session.connection().execute(query).partitions():
+        yield from map(_line_doc, rows)
 
 
 def _line_doc(row: Any) -> StatementLineDoc:

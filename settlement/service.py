@@ -8,12 +8,12 @@ period again never duplicates a statement (unique operator + period) or a line (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -21,7 +21,7 @@ from settlement.statements import (
     LineDraft,
     ProgramTerms,
     RideRow,
-    build_statement,
+    StatementBuilder,
     format_period,
     period_bounds,
     statement_number,
@@ -50,7 +50,8 @@ STALE_RUN_AFTER = timedelta(hours=6)
 died with the broker message lost); a new run of the period may then start. Closing is idempotent, so
 a late task of the abandoned run can do no harm."""
 
-LINE_INSERT_BATCH = 5_000
+RIDE_FETCH_SIZE = 5_000
+"""Rides read and lines written per round trip when a statement is rebuilt."""
 TRIGGERS = ("api", "cli", "beat")
 
 
@@ -154,13 +155,20 @@ def begin_run(session: Session, *, run_id: int, now: datetime) -> RunPlan:
 
 
 def finish_run(session: Session, *, run_id: int, now: datetime) -> SettlementRun:
-    """Mark a running run succeeded. A run already finished or failed is returned unchanged."""
+    """Mark a running run succeeded. A run already finished or failed is returned unchanged.
+
+    On PostgreSQL it also refreshes the planner's statistics of statement_lines: the run has just
+    rewritten a month of lines, and the exports finance downloads next must not be planned as if the
+    table were still as small as before (a nested loop and an on-disk sort instead of a hash join).
+    """
     run = _load_run(session, run_id, lock=True)
     if run.status not in ACTIVE_STATUSES:
         return run
     run.status = RunStatus.SUCCEEDED
     run.finished_at = now
     session.flush()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE statement_lines"))
     audit.record(
         session,
         at=now,
@@ -301,9 +309,12 @@ def _statement_for(session: Session, run: SettlementRun, operator: Operator, now
 
 
 def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: datetime) -> None:
+    """Rewrite a draft's lines and totals from the rides, streaming: memory does not grow with the month.
+
+    The candidate rides come from a server-side cursor in boarding order, a batch at a time; each batch's
+    lines are written (COPY on PostgreSQL) before the next is read, and the totals are summed as they go.
+    """
     session.flush()  # the Core statements below go around the Session's autoflush
-    rides = _candidate_rides(session, statement, run.period)
-    programs = _program_terms(session, {ride.program_id for ride in rides})
     adjustments = [
         LineDraft(
             kind=StatementLineKind.ADJUSTMENT,
@@ -334,14 +345,19 @@ def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: da
             .order_by(StatementLine.line_no)
         )
     ]
-    draft = build_statement(rides, programs, period=run.period, now=now, adjustments=adjustments)
     session.execute(
         delete(StatementLine)
         .where(StatementLine.statement_id == statement.id)
         .execution_options(synchronize_session=False)
     )
-    _insert_lines(session, statement.id, draft.lines)
-    totals = draft.totals
+    builder = StatementBuilder(
+        _ProgramTermsCache(session, statement.municipality_id), period=run.period, now=now
+    )
+    writer = _LineWriter(session, statement.id)
+    for batch in _candidate_batches(session, statement, run.period):
+        writer.write(line for line in map(builder.line, batch) if line is not None)
+    writer.write(builder.adjustment(line) for line in adjustments)
+    totals = builder.totals
     statement.run_id = run.id
     statement.ride_count = totals.ride_count
     statement.fare_total = totals.fare_total
@@ -364,16 +380,21 @@ def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: da
             "number": statement.number,
             "rides": totals.ride_count,
             "amount_due": totals.amount_due,
-            "waiting_for_fare": draft.waiting_for_fare,
+            "waiting_for_fare": builder.waiting_for_fare,
         },
     )
 
 
-def _candidate_rides(session: Session, statement: Statement, period: date) -> list[RideRow]:
-    """The operator's rides of the period, and rides of earlier closed months on no statement yet.
+def _candidate_batches(session: Session, statement: Statement, period: date) -> Iterator[list[RideRow]]:
+    """The operator's rides of the period, and rides of earlier closed months on no statement yet, in
+    boarding order, in batches of at most RIDE_FETCH_SIZE.
 
     An earlier month counts as closed for the operator when it has a statement of that month; rides of a
-    month never closed wait for that month's own run.
+    month never closed wait for that month's own run. The earlier months' rides (few: synced or given a
+    fare late) are read in full before any line is written; the period's rides come from a server-side
+    cursor while the lines are written, so they are read without a join to statement_lines (which grows
+    under the cursor). A ride of the period can only be on a later month's statement, as a prior-period
+    line; those few are looked up first and skipped.
     """
     start, end = period_bounds(period)
     closed_months = session.scalars(
@@ -381,15 +402,49 @@ def _candidate_rides(session: Session, statement: Statement, period: date) -> li
             Statement.operator_id == statement.operator_id, Statement.period < period
         )
     ).all()
-    months = [and_(Ride.boarded_at >= start, Ride.boarded_at < end)]
-    for month in closed_months:
-        month_start, month_end = period_bounds(month)
-        months.append(and_(Ride.boarded_at >= month_start, Ride.boarded_at < month_end))
-    other_line = aliased(StatementLine)
-    on_other_statement = exists().where(
-        other_line.ride_id == Ride.id, other_line.statement_id != statement.id
+    if closed_months:
+        months = []
+        for month in closed_months:
+            month_start, month_end = period_bounds(month)
+            months.append(and_(Ride.boarded_at >= month_start, Ride.boarded_at < month_end))
+        other_line = aliased(StatementLine)
+        on_other_statement = exists().where(
+            other_line.ride_id == Ride.id, other_line.statement_id != statement.id
+        )
+        earlier = [
+            _ride_row(row)
+            for row in session.connection().execute(
+                _candidates(statement.operator_id).where(or_(*months), ~on_other_statement)
+            )
+        ]
+        for first in range(0, len(earlier), RIDE_FETCH_SIZE):
+            yield earlier[first : first + RIDE_FETCH_SIZE]
+    later = aliased(Statement)
+    on_later_statement = set(
+        session.scalars(
+            select(StatementLine.ride_id)
+            .join(later, later.id == StatementLine.statement_id)
+            .where(
+                later.operator_id == statement.operator_id,
+                later.period > period,
+                StatementLine.ride_id.is_not(None),
+                StatementLine.boarded_at >= start,
+                StatementLine.boarded_at < end,
+            )
+        )
     )
-    query = (
+    result = session.connection().execute(
+        _candidates(statement.operator_id)
+        .where(Ride.boarded_at >= start, Ride.boarded_at < end)
+        .execution_options(yield_per=RIDE_FETCH_SIZE)
+    )
+    for rows in result.partitions():
+        yield [_ride_row(row) for row in rows if row[0] not in on_later_statement]
+
+
+def _candidates(operator_id: int) -> Select[*tuple[Any, ...]]:
+    """The operator's rides that are not voided, with what a statement line needs, in boarding order."""
+    return (
         select(
             Ride.id,
             Ride.status,
@@ -404,79 +459,91 @@ def _candidate_rides(session: Session, statement: Statement, period: date) -> li
             Ride.review_code,
         )
         .join(Entitlement, Entitlement.id == Ride.entitlement_id)
-        .where(
-            Ride.operator_id == statement.operator_id,
-            Ride.status != RideStatus.VOIDED,
-            or_(*months),
-            ~on_other_statement,
-        )
+        .where(Ride.operator_id == operator_id, Ride.status != RideStatus.VOIDED)
         .order_by(Ride.boarded_at, Ride.id)
     )
-    return [
-        RideRow(
-            ride_id=row[0],
-            status=str(row[1]),
-            boarded_at=row[2],
-            program_id=row[3],
-            vehicle_id=row[4],
-            unit=str(row[5]),
-            units_held=row[6],
-            meter_fare=row[7],
-            subsidy_amount=row[8],
-            rider_share=row[9],
-            review_code=row[10],
-        )
-        # Core rows: the ORM's row processing costs more than the statement itself at 100k rides.
-        for row in session.connection().execute(query)
-    ]
 
 
-def _program_terms(session: Session, program_ids: set[int]) -> dict[int, ProgramTerms]:
-    if not program_ids:
-        return {}
-    rows = session.execute(
-        select(Program.id, Program.subsidy, Program.options).where(Program.id.in_(program_ids))
+def _ride_row(row: Any) -> RideRow:
+    # Core rows, not ORM objects: the ORM's row processing costs more than the statement itself.
+    return RideRow(
+        ride_id=row[0],
+        status=str(row[1]),
+        boarded_at=row[2],
+        program_id=row[3],
+        vehicle_id=row[4],
+        unit=str(row[5]),
+        units_held=row[6],
+        meter_fare=row[7],
+        subsidy_amount=row[8],
+        rider_share=row[9],
+        review_code=row[10],
     )
-    return {row[0]: ProgramTerms(subsidy=row[1], options=row[2] or {}) for row in rows}
 
 
-def _insert_lines(session: Session, statement_id: int, lines: Sequence[LineDraft]) -> None:
-    """Write the lines in bulk: COPY on PostgreSQL, the driver's executemany elsewhere (SQLite).
+class _ProgramTermsCache(dict[int, ProgramTerms]):
+    """The municipality's program terms, read once; a program not among them is read when first asked."""
 
-    Never one ORM object per line, so a month of 100k rides stays cheap in time and memory.
-    """
-    connection = session.connection()
-    rows = (
-        (
-            statement_id,
-            number,
-            line.kind.value,
-            line.ride_id,
-            line.boarded_at,
-            line.program_id,
-            line.vehicle_id,
-            line.meter_fare,
-            line.rider_share,
-            line.subsidy_amount,
-            line.note[:200],
+    def __init__(self, session: Session, municipality_id: int) -> None:
+        super().__init__()
+        self._session = session
+        self._load(Program.municipality_id == municipality_id)
+
+    def _load(self, condition: Any) -> None:
+        rows = self._session.execute(select(Program.id, Program.subsidy, Program.options).where(condition))
+        for row in rows:
+            self[row[0]] = ProgramTerms(subsidy=row[1], options=row[2] or {})
+
+    def __missing__(self, program_id: int) -> ProgramTerms:
+        self._load(Program.id == program_id)
+        if program_id not in self:
+            raise KeyError(program_id)
+        return self[program_id]
+
+
+class _LineWriter:
+    """Writes a statement's lines in bulk, numbered as they come: COPY on PostgreSQL (psycopg), the
+    driver's executemany elsewhere (SQLite). Never one ORM object per line."""
+
+    def __init__(self, session: Session, statement_id: int) -> None:
+        self.connection = session.connection()
+        self.statement_id = statement_id
+        self.line_no = 0
+        self.copy = (
+            self.connection.dialect.name == "postgresql" and self.connection.dialect.driver == "psycopg"
         )
-        for number, line in enumerate(lines, start=1)
-    )
-    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        with raw.cursor() as cursor, cursor.copy(_COPY_LINES) as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(dict(zip(_LINE_COLUMNS, row, strict=True)))
-        if len(batch) >= LINE_INSERT_BATCH:
-            connection.execute(insert(StatementLine), batch)
-            batch = []
-    if batch:
-        connection.execute(insert(StatementLine), batch)
+
+    def write(self, lines: Iterable[LineDraft]) -> None:
+        """Write these lines after the ones already written."""
+        rows = [
+            (
+                self.statement_id,
+                number,
+                line.kind.value,
+                line.ride_id,
+                line.boarded_at,
+                line.program_id,
+                line.vehicle_id,
+                line.meter_fare,
+                line.rider_share,
+                line.subsidy_amount,
+                line.note[:200],
+            )
+            for number, line in enumerate(lines, start=self.line_no + 1)
+        ]
+        if not rows:
+            return
+        self.line_no += len(rows)
+        if self.copy:
+            raw = self.connection.connection.driver_connection
+            assert raw is not None
+            with raw.cursor() as cursor, cursor.copy(_COPY_LINES) as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        self.connection.execute(
+            insert(StatementLine), [dict(zip(_LINE_COLUMNS, row, strict=True)) for row in rows]
+        )
 
 
 _LINE_COLUMNS = (

@@ -241,19 +241,82 @@ def _offline_conflict_line(ride: RideRow, terms: ProgramTerms, *, prior: bool) -
     )
 
 
+@dataclass(slots=True)
+class RunningTotals:
+    """A statement's sums as its lines come, one at a time: rides (every kind with a ride) count, fares
+    and shares; adjustments apart. `totals_of` and `StatementBuilder` both add up through `add`."""
+
+    ride_count: int = 0
+    fare_total: int = 0
+    rider_share_total: int = 0
+    subsidy_total: int = 0
+    adjustment_total: int = 0
+
+    def add(self, line: LineDraft) -> None:
+        """Count one line in the sums."""
+        if line.kind == StatementLineKind.ADJUSTMENT:
+            self.adjustment_total += line.subsidy_amount
+            return
+        if line.ride_id is not None:
+            self.ride_count += 1
+        self.fare_total += line.meter_fare
+        self.rider_share_total += line.rider_share
+        self.subsidy_total += line.subsidy_amount
+
+    def totals(self) -> Totals:
+        """The sums so far."""
+        return Totals(
+            self.ride_count,
+            self.fare_total,
+            self.rider_share_total,
+            self.subsidy_total,
+            self.adjustment_total,
+        )
+
+
 def totals_of(lines: Iterable[LineDraft]) -> Totals:
     """Sum the lines: rides (every kind with a ride) count, fares and shares; adjustments apart."""
-    ride_count = fare_total = rider_share_total = subsidy_total = adjustment_total = 0
+    running = RunningTotals()
     for line in lines:
-        if line.kind == StatementLineKind.ADJUSTMENT:
-            adjustment_total += line.subsidy_amount
-            continue
-        if line.ride_id is not None:
-            ride_count += 1
-        fare_total += line.meter_fare
-        rider_share_total += line.rider_share
-        subsidy_total += line.subsidy_amount
-    return Totals(ride_count, fare_total, rider_share_total, subsidy_total, adjustment_total)
+        running.add(line)
+    return running.totals()
+
+
+class StatementBuilder:
+    """One operator's statement for one period, built one ride at a time, so a month of any size is
+    never held in memory: feed it the candidate rides in boarding order (`line` returns each ride's line
+    or None), then the adjustments; `totals` and `waiting_for_fare` are kept up to date as they come.
+
+    Rides boarded on or after the period's end are ignored. Raises KeyError when a ride's program is
+    missing from `programs`.
+    """
+
+    def __init__(self, programs: Mapping[int, ProgramTerms], *, period: date, now: datetime) -> None:
+        self.programs = programs
+        self.start, self.end = period_bounds(period)
+        self.now = now
+        self.running = RunningTotals()
+        self.waiting_for_fare = 0
+
+    def line(self, ride: RideRow) -> LineDraft | None:
+        """The line `ride` makes on this statement (counted in the totals), or None."""
+        if ride.boarded_at >= self.end:
+            return None
+        line = line_for(ride, self.programs[ride.program_id], period_start=self.start, now=self.now)
+        if line is not None:
+            self.running.add(line)
+        elif ride.status == RideStatus.BOARDED and ride.boarded_at >= self.start:
+            self.waiting_for_fare += 1
+        return line
+
+    def adjustment(self, line: LineDraft) -> LineDraft:
+        """Count an adjustment line (kept as it is, after the ride lines)."""
+        self.running.add(line)
+        return line
+
+    @property
+    def totals(self) -> Totals:
+        return self.running.totals()
 
 
 def build_statement(
@@ -264,23 +327,14 @@ def build_statement(
     now: datetime,
     adjustments: Sequence[LineDraft] = (),
 ) -> StatementDraft:
-    """Lines and totals for one operator and one period.
+    """Lines and totals for one operator and one period, as a list (see `StatementBuilder` to stream).
 
     `rides` are the operator's candidate rides: those boarded in the period, and those boarded earlier
     that are on no statement yet (the caller decides which earlier months qualify). Rides boarded on or
     after the period's end are ignored. Raises KeyError when a ride's program is missing from `programs`.
     """
-    start, end = period_bounds(period)
-    lines: list[LineDraft] = []
-    waiting = 0
-    for ride in rides:
-        if ride.boarded_at >= end:
-            continue
-        line = line_for(ride, programs[ride.program_id], period_start=start, now=now)
-        if line is not None:
-            lines.append(line)
-        elif ride.status == RideStatus.BOARDED and ride.boarded_at >= start:
-            waiting += 1
-    lines.sort(key=lambda item: (item.boarded_at or start, item.ride_id or 0))
-    lines.extend(adjustments)
-    return StatementDraft(lines=lines, totals=totals_of(lines), waiting_for_fare=waiting)
+    builder = StatementBuilder(programs, period=period, now=now)
+    lines = [line for line in map(builder.line, rides) if line is not None]
+    lines.sort(key=lambda item: (item.boarded_at or builder.start, item.ride_id or 0))
+    lines.extend(builder.adjustment(line) for line in adjustments)
+    return StatementDraft(lines=lines, totals=builder.totals, waiting_for_fare=builder.waiting_for_fare)

@@ -2,7 +2,8 @@
 
 - ``documents``: the input shapes (``StatementDoc``, ``StatementLineDoc``, ``BankAccount``, ``Remitter``,
   ``Transfer``);
-- ``csv_export``: statement, month (streamable) and month summary CSVs for Excel;
+- ``csv_export``: statement and month CSVs, written row by row as chunks (streamable), and the month
+  summary CSV, for Excel;
 - ``pdf``: the A4 精算書 in Japanese;
 - ``zengin``: the 全銀協 総合振込 bulk transfer file;
 - ``calendar``: bank business days and the payment date; ``era``: Japanese era dates.

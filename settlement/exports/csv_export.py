@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import BinaryIO, Final
 
@@ -96,24 +96,124 @@ def _jst_text(moment: datetime | None) -> str:
     return moment.astimezone(JST).strftime("%Y/%m/%d %H:%M")
 
 
-def _line_row(doc: StatementDoc, line: StatementLineDoc) -> list[str | int]:
+class _LineRows:
+    """Formats line rows; the statement's own cells, names and minutes are formatted once and reused,
+    since a month's hundreds of thousands of lines share a few statements, programs and vehicles."""
+
+    def __init__(self) -> None:
+        self._doc: StatementDoc | None = None
+        self._head: list[str | int] = []
+        self._texts: dict[str, str] = {}
+        self._minutes: dict[int, str] = {}
+
+    def _cached_text(self, value: str) -> str:
+        found = self._texts.get(value)
+        if found is None:
+            if len(self._texts) > 10_000:
+                self._texts.clear()
+            found = self._texts[value] = _text(value)
+        return found
+
+    def _time(self, moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        minute = int(moment.timestamp()) // 60
+        found = self._minutes.get(minute)
+        if found is None:
+            if len(self._minutes) > 100_000:
+                self._minutes.clear()
+            local = moment.astimezone(JST)
+            # The same text as _jst_text, without strftime's cost.
+            found = f"{local.year:04d}/{local.month:02d}/{local.day:02d} {local.hour:02d}:{local.minute:02d}"
+            self._minutes[minute] = found
+        return found
+
+    def row(self, doc: StatementDoc, line: StatementLineDoc) -> list[str | int]:
+        if doc is not self._doc:
+            self._doc = doc
+            self._head = [
+                _period_text(doc.period),
+                _text(doc.statement_number),
+                _text(doc.municipality_code),
+                _text(doc.operator_code),
+                _text(doc.operator_name),
+            ]
+        cached = self._cached_text
+        return [
+            *self._head,
+            line.line_no,
+            LINE_KIND_LABELS[line.kind],
+            self._time(line.boarded_at),
+            _text(line.ride_ref),
+            cached(line.program_name),
+            cached(line.district_name),
+            cached(line.vehicle),
+            line.meter_fare,
+            line.rider_share,
+            line.subsidy_amount,
+            _text(line.note),
+        ]
+
+
+CHUNK_SIZE: Final = 64 * 1024
+"""Bytes of CSV handed on at a time by the streaming writers."""
+
+
+class _CsvChunks:
+    """CSV rows turned into chunks of UTF-8 bytes (BOM first, CRLF line ends), for a stream or a
+    streamed HTTP response; only one chunk is ever held."""
+
+    def __init__(self) -> None:
+        self._buffer = io.StringIO(newline="")
+        self.writer = csv.writer(self._buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+        self._first = True
+
+    def take(self, *, at_least: int = CHUNK_SIZE) -> bytes | None:
+        """The bytes written since the last take, once there are `at_least` characters of them."""
+        if self._buffer.tell() < at_least:
+            return None
+        data = self._buffer.getvalue().encode("utf-8")
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        if self._first:
+            self._first = False
+            return BOM + data
+        return data
+
+    def rest(self) -> bytes:
+        return self.take(at_least=0) or b""
+
+
+def iter_line_csv(
+    rows: Iterable[tuple[StatementDoc, StatementLineDoc]], *, totals_of: StatementDoc | None = None
+) -> Iterator[bytes]:
+    """The line CSV as chunks of bytes: header, one row per (statement, line) pair, and, with
+    `totals_of`, a blank row and that statement's totals as label/value rows.
+
+    The rows are consumed one at a time, so they can come from a database cursor.
+    """
+    chunks = _CsvChunks()
+    writer = chunks.writer
+    formatter = _LineRows()
+    writer.writerow(LINE_HEADER)
+    for count, (doc, line) in enumerate(rows, start=1):
+        writer.writerow(formatter.row(doc, line))
+        if count % 256 == 0 and (chunk := chunks.take()) is not None:
+            yield chunk
+    if totals_of is not None:
+        writer.writerow([])
+        writer.writerows(_totals_rows(totals_of))
+    yield chunks.rest()
+
+
+def _totals_rows(doc: StatementDoc) -> list[list[str | int]]:
     return [
-        _period_text(doc.period),
-        _text(doc.statement_number),
-        _text(doc.municipality_code),
-        _text(doc.operator_code),
-        _text(doc.operator_name),
-        line.line_no,
-        LINE_KIND_LABELS[line.kind],
-        _jst_text(line.boarded_at),
-        _text(line.ride_ref),
-        _text(line.program_name),
-        _text(line.district_name),
-        _text(line.vehicle),
-        line.meter_fare,
-        line.rider_share,
-        line.subsidy_amount,
-        _text(line.note),
+        ["乗車件数", doc.ride_count],
+        ["運賃合計(円)", doc.fare_total],
+        ["利用者負担合計(円)", doc.rider_share_total],
+        ["助成額合計(円)", doc.subsidy_total],
+        ["調整額(円)", doc.adjustment_total],
+        ["支払額(円)", doc.amount_due],
     ]
 
 
@@ -131,23 +231,28 @@ class _CsvSink:
         self._text.detach()
 
 
+class _Counted:
+    def __init__(self, rows: Iterable[tuple[StatementDoc, StatementLineDoc]]) -> None:
+        self.rows = rows
+        self.count = 0
+
+    def __iter__(self) -> Iterator[tuple[StatementDoc, StatementLineDoc]]:
+        for item in self.rows:
+            self.count += 1
+            yield item
+
+
 def write_month_csv(stream: BinaryIO, rows: Iterable[tuple[StatementDoc, StatementLineDoc]]) -> int:
     """Write the month's line CSV to ``stream`` row by row and return how many lines were written.
 
     Each item pairs a statement (only its header fields are read; its ``lines`` may be empty) with one
     of its lines, so a month of hundreds of thousands of rides can be streamed from a database cursor
-    without building a list. The stream is flushed and left open.
+    without building a list. The stream is left open.
     """
-    sink = _CsvSink(stream)
-    count = 0
-    try:
-        sink.writer.writerow(LINE_HEADER)
-        for doc, line in rows:
-            sink.writer.writerow(_line_row(doc, line))
-            count += 1
-    finally:
-        sink.close()
-    return count
+    counted = _Counted(rows)
+    for chunk in iter_line_csv(counted):
+        stream.write(chunk)
+    return counted.count
 
 
 def month_csv(docs: Sequence[StatementDoc]) -> bytes:
@@ -161,28 +266,23 @@ def month_csv(docs: Sequence[StatementDoc]) -> bytes:
     return buffer.getvalue()
 
 
+def iter_statement_csv(doc: StatementDoc, lines: Iterable[StatementLineDoc]) -> Iterator[bytes]:
+    """One statement's CSV as chunks of bytes: its lines (streamed from `lines`, not ``doc.lines``),
+    then a blank row and its totals (乗車件数 … 支払額) as label/value rows."""
+    return iter_line_csv(((doc, line) for line in lines), totals_of=doc)
+
+
+def write_statement_csv(stream: BinaryIO, doc: StatementDoc, lines: Iterable[StatementLineDoc]) -> int:
+    """Write one statement's CSV to ``stream`` line by line; returns how many lines. Left open."""
+    counted = _Counted((doc, line) for line in lines)
+    for chunk in iter_line_csv(counted, totals_of=doc):
+        stream.write(chunk)
+    return counted.count
+
+
 def statement_csv(doc: StatementDoc) -> bytes:
     """One statement's lines, then a blank row and its totals (乗車件数 … 支払額) as label/value rows."""
-    buffer = io.BytesIO()
-    sink = _CsvSink(buffer)
-    try:
-        sink.writer.writerow(LINE_HEADER)
-        for line in doc.lines:
-            sink.writer.writerow(_line_row(doc, line))
-        sink.writer.writerow([])
-        sink.writer.writerows(
-            [
-                ["乗車件数", doc.ride_count],
-                ["運賃合計(円)", doc.fare_total],
-                ["利用者負担合計(円)", doc.rider_share_total],
-                ["助成額合計(円)", doc.subsidy_total],
-                ["調整額(円)", doc.adjustment_total],
-                ["支払額(円)", doc.amount_due],
-            ]
-        )
-    finally:
-        sink.close()
-    return buffer.getvalue()
+    return b"".join(iter_statement_csv(doc, doc.lines))
 
 
 def month_summary_csv(docs: Sequence[StatementDoc]) -> bytes:

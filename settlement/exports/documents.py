@@ -80,11 +80,27 @@ class StatementLineDoc:
 
 
 @dataclass(frozen=True, slots=True)
+class SummaryRow:
+    """One row of a statement's breakdown (by line kind, by program or by day): how many lines, and
+    their fares, riders' shares and subsidies."""
+
+    label: str
+    lines: int
+    meter_fare: int
+    rider_share: int
+    subsidy_amount: int
+
+
+@dataclass(frozen=True, slots=True)
 class StatementDoc:
     """One operator's monthly statement (精算書) as the exports print it.
 
     Totals are taken as given (the settlement service computes them); ``period`` is the first day of
     the settled month. ``lines`` may be empty when the lines are streamed separately.
+
+    ``line_count`` is set when ``lines`` holds only some of the statement's lines (the PDF of a large
+    statement lists the lines a person must look at; every line is in the CSV). The summaries, when
+    given, break the statement down by line kind, by program and by day of the month.
     """
 
     statement_number: str
@@ -106,6 +122,11 @@ class StatementDoc:
     prepared_by: str | None
     approved_by: str | None
     contact: str
+    line_count: int | None = None
+    kind_summary: Sequence[SummaryRow] = ()
+    program_summary: Sequence[SummaryRow] = ()
+    day_summary: Sequence[SummaryRow] = ()
+    operator_response: str = "none"  # none | acknowledged | disputed (the operator's answer, §8)
 
 
 @dataclass(frozen=True, slots=True)

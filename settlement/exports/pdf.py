@@ -6,17 +6,26 @@ embedded: Acrobat and the common viewers substitute their own Japanese Gothic. I
 embedded fonts (PDF/A archiving), swap in a TTF here.
 
 Layout: page 1 carries the title, statement number, issue date, the operator and the city, the
-period in the Japanese era and in Western dates, a summary of the totals and the payee account; then
-the lines table (its header repeated on every page, however many pages); at the end a totals row, the
-totals again, the 作成者/承認者 boxes and the contact. Every page's footer shows the statement number
-and ``page / pages``.
+period in the Japanese era and in Western dates, a summary of the totals and the payee account, and
+the breakdowns the document carries (by line kind, by program, and for a large statement by day);
+then the lines table (its header repeated on every page, however many pages); at the end a totals row,
+the totals again, the 作成者/承認者 boxes and the contact. Every page's footer shows the statement
+number and ``page / pages``.
+
+A document whose ``line_count`` is set holds only some of its statement's lines (settlement.documents
+gives a large statement's PDF the lines a person must look at): the heading of the lines says how many
+lines the statement has and that every one is in the statement's CSV, and the lines table has no total
+row (the totals are in the summary above it and at the end).
+
+The document is laid out once; the canvas keeps the finished pages and prints ``page / pages`` on each
+when the last one is known.
 """
 
 from __future__ import annotations
 
 import calendar as _gregorian
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Final
 from xml.sax.saxutils import escape
@@ -29,6 +38,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     KeepTogether,
     LongTable,
@@ -47,6 +57,7 @@ from settlement.exports.documents import (
     BankAccount,
     StatementDoc,
     StatementLineDoc,
+    SummaryRow,
 )
 from settlement.exports.era import to_japanese_era, to_japanese_era_month
 
@@ -188,12 +199,15 @@ def _lines_table(doc: StatementDoc) -> Table:
     header = [name for name, _ in LINE_COLUMNS]
     rows: list[list[Any]] = [header]
     rows.extend(_line_row(line) for line in doc.lines)
+    partial = doc.line_count is not None
     if not doc.lines:
-        rows.append(["", "明細はありません", *[""] * (len(LINE_COLUMNS) - 2)])
-    total_row: list[Any] = ["合計", "", "", "", "", "", ""]
-    total_row += [f"{doc.fare_total:,}", f"{doc.rider_share_total:,}", f"{doc.subsidy_total:,}", ""]
-    rows.append(total_row)
-    last = len(rows) - 1
+        empty = "通常の乗車以外の明細はありません" if partial else "明細はありません"
+        rows.append(["", empty, *[""] * (len(LINE_COLUMNS) - 2)])
+    if not partial:  # a total under some of the lines would not be theirs
+        total_row: list[Any] = ["合計", "", "", "", "", "", ""]
+        total_row += [f"{doc.fare_total:,}", f"{doc.rider_share_total:,}", f"{doc.subsidy_total:,}", ""]
+        rows.append(total_row)
+    last = len(rows) - 1 if not partial else -1
     table = LongTable(rows, colWidths=[width for _, width in LINE_COLUMNS], repeatRows=1)
     if not doc.lines:
         table.setStyle(TableStyle([("SPAN", (1, 1), (-1, 1))]))
@@ -211,8 +225,11 @@ def _lines_table(doc: StatementDoc) -> Table:
                 ("ALIGN", (AMOUNT_COLUMNS.start, 1), (AMOUNT_COLUMNS.stop - 1, -1), "RIGHT"),
                 # No SPAN here: any span makes reportlab recompute span maps on every page split,
                 # which turns a statement of thousands of lines from seconds into minutes.
-                ("BACKGROUND", (0, last), (-1, last), SHADE),
-                ("ALIGN", (0, last), (0, last), "CENTER"),
+                *(
+                    [("BACKGROUND", (0, last), (-1, last), SHADE), ("ALIGN", (0, last), (0, last), "CENTER")]
+                    if last >= 0
+                    else []
+                ),
                 ("TOPPADDING", (0, 0), (-1, -1), 2),
                 ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
                 ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
@@ -248,6 +265,69 @@ def _totals_table(doc: StatementDoc) -> Table:
         )
     )
     return table
+
+
+SUMMARY_HEADER: Final = ("件数", "運賃", "本人負担", "助成額")
+
+
+def _summary_table(title: str, rows: Sequence[SummaryRow]) -> Table:
+    """A breakdown (by kind, program or day): label, line count and the three amounts."""
+    cells: list[list[Any]] = [[title, *SUMMARY_HEADER]]
+    cells.extend(
+        [
+            wrap_cell(row.label, 70 * mm - 2 * CELL_PADDING),
+            f"{row.lines:,}",
+            f"{row.meter_fare:,}",
+            f"{row.rider_share:,}",
+            f"{row.subsidy_amount:,}",
+        ]
+        for row in rows
+    )
+    table = LongTable(cells, colWidths=[70 * mm, 22 * mm, 30 * mm, 30 * mm, 30 * mm], repeatRows=1)
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONTNAME", (0, 0), (-1, -1), FONT),
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("LEADING", (0, 0), (-1, -1), 10),
+                ("GRID", (0, 0), (-1, -1), 0.4, GRID),
+                ("BACKGROUND", (0, 0), (-1, 0), SHADE),
+                ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+                ("ALIGN", (1, 0), (-1, 0), "CENTER"),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ("TOPPADDING", (0, 0), (-1, -1), 2),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+            ]
+        )
+    )
+    return table
+
+
+def _breakdowns(doc: StatementDoc) -> list[Any]:
+    story: list[Any] = []
+    for title, rows in (
+        ("区分別内訳", doc.kind_summary),
+        ("制度別内訳", doc.program_summary),
+        ("日別内訳(当月の乗車)", doc.day_summary),
+    ):
+        if rows:
+            story += [Spacer(1, 4 * mm), _summary_table(title, rows)]
+    return story
+
+
+def _lines_heading(doc: StatementDoc) -> list[Any]:
+    if doc.line_count is None:
+        return [_paragraph("明細", BODY)]
+    return [
+        _paragraph("明細(通常の乗車以外: 前月以前分・要確認・料金未入力・調整)", BODY),
+        Spacer(1, 1 * mm),
+        _paragraph(
+            f"この精算書の明細は全{doc.line_count:,}件です。PDFには内訳と、確認が必要な明細"
+            f"{len(doc.lines):,}件を載せています。全件の明細は精算書CSV(精算書番号 "
+            f"{doc.statement_number})に収録しています。",
+            SMALL,
+        ),
+    ]
 
 
 def _info_table(rows: Sequence[tuple[str, str]], label_width: float) -> Table:
@@ -292,6 +372,8 @@ def _signature_boxes(doc: StatementDoc) -> Table:
 
 def _story(doc: StatementDoc) -> list[Any]:
     status = STATUS_LABELS.get(doc.status, doc.status)
+    if doc.operator_response in ("acknowledged", "disputed"):
+        status = f"{status}({STATUS_LABELS[doc.operator_response]})"
     heading = _info_table(
         [
             ("精算書番号", doc.statement_number),
@@ -322,28 +404,52 @@ def _story(doc: StatementDoc) -> list[Any]:
         _paragraph(f"下記のとおり {to_japanese_era_month(doc.period)}分の助成額を精算します。", BODY),
         Spacer(1, 2 * mm),
         _totals_table(doc),
+        *_breakdowns(doc),
         Spacer(1, 6 * mm),
-        _paragraph("明細", BODY),
+        *_lines_heading(doc),
         Spacer(1, 1.5 * mm),
         _lines_table(doc),
         closing,
     ]
 
 
-def _footer(doc: StatementDoc, total_pages: int | None) -> Callable[[Any, Any], None]:
-    def draw(canvas: Any, template: Any) -> None:
-        page = canvas.getPageNumber()
-        pages = f"{page} / {total_pages} ページ" if total_pages else f"{page} ページ"
-        canvas.saveState()
-        canvas.setFont(FONT, 7.5)
-        canvas.drawString(MARGIN, 9 * mm, f"{TITLE} {doc.statement_number} {doc.operator_name}")
-        canvas.drawRightString(PAGE_WIDTH - MARGIN, 9 * mm, pages)
-        canvas.restoreState()
-
-    return draw
+def _draw_footer(canvas: Any, doc: StatementDoc, page: int, total_pages: int) -> None:
+    canvas.saveState()
+    canvas.setFont(FONT, 7.5)
+    canvas.drawString(MARGIN, 9 * mm, f"{TITLE} {doc.statement_number} {doc.operator_name}")
+    canvas.drawRightString(PAGE_WIDTH - MARGIN, 9 * mm, f"{page} / {total_pages} ページ")
+    canvas.restoreState()
 
 
-def _render(doc: StatementDoc, total_pages: int | None) -> tuple[bytes, int]:
+def _numbered_canvas(doc: StatementDoc) -> type[Canvas]:
+    """A canvas that keeps each finished page until the end, then prints ``page / pages`` on all of
+    them: the document is laid out once, not once to count its pages and again to print them."""
+
+    class NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab ships no type hints
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # noqa: N802  # reportlab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                _draw_footer(self, doc, number, total)
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+def statement_pdf(doc: StatementDoc) -> bytes:
+    """The statement as an A4 PDF in Japanese, paginated for any number of lines, ``page / pages`` in
+    every footer. Raises ``ValueError`` (from the era conversion) for a period or issue date before 1873.
+    """
+    _register_font()
     buffer = io.BytesIO()
     template = SimpleDocTemplate(
         buffer,
@@ -358,18 +464,5 @@ def _render(doc: StatementDoc, total_pages: int | None) -> tuple[bytes, int]:
         creator="taxi-vouchers",
         lang="ja-JP",
     )
-    footer = _footer(doc, total_pages)
-    template.build(_story(doc), onFirstPage=footer, onLaterPages=footer)
-    return buffer.getvalue(), int(template.page)
-
-
-def statement_pdf(doc: StatementDoc) -> bytes:
-    """The statement as an A4 PDF in Japanese, paginated for any number of lines.
-
-    The document is laid out twice: once to count its pages, once to print ``page / pages``.
-    Raises ``ValueError`` (from the era conversion) for a period or issue date before 1873.
-    """
-    _register_font()
-    _, pages = _render(doc, None)
-    pdf, _ = _render(doc, pages)
-    return pdf
+    template.build(_story(doc), canvasmaker=_numbered_canvas(doc))
+    return buffer.getvalue()

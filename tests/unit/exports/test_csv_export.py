@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from settlement.exports.csv_export import (
+    CHUNK_SIZE,
     LINE_HEADER,
+    iter_statement_csv,
     month_csv,
     month_summary_csv,
     statement_csv,
@@ -141,3 +143,15 @@ def test_month_summary_lists_each_statement_and_a_grand_total() -> None:
 def test_summary_row_of_an_operator_without_bank_account_has_empty_account_cells() -> None:
     rows = rows_of(month_summary_csv([make_statement(bank=None)]))
     assert rows[1][12:] == ["", "", "", "", ""]
+
+
+def test_streamed_chunks_of_a_long_statement_make_the_same_file_and_none_is_large() -> None:
+    doc = make_statement(make_lines(3000))
+    chunks = list(iter_statement_csv(doc, doc.lines))
+    assert len(chunks) > 2
+    assert max(len(chunk) for chunk in chunks) < 2 * CHUNK_SIZE
+    data = b"".join(chunks)
+    assert data == statement_csv(doc)
+    assert data.startswith(BOM)
+    assert data.count(BOM) == 1
+    assert len(rows_of(data)) == 1 + 3000 + 1 + 6

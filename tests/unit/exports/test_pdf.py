@@ -6,7 +6,7 @@ import pypdf
 import pytest
 from reportlab.pdfbase import pdfmetrics
 
-from settlement.exports.documents import StatementDoc
+from settlement.exports.documents import StatementDoc, SummaryRow
 from settlement.exports.pdf import CELL_FONT_SIZE, FONT, statement_pdf, wrap_cell
 from tests.unit.exports.factories import make_line, make_lines, make_statement
 
@@ -125,3 +125,22 @@ def test_long_cell_text_is_broken_into_lines_that_fit_without_losing_characters(
     assert wrapped.replace("\n", "") == note
     assert all(pdfmetrics.stringWidth(part, FONT, CELL_FONT_SIZE) <= 50 for part in wrapped.split("\n"))
     assert len(wrapped.split("\n")) > 1
+
+
+def test_large_statement_pdf_gives_its_breakdowns_and_says_where_every_line_is() -> None:
+    summary = [SummaryRow("乗車", 200_000, 400_000_000, 100_000_000, 300_000_000)]
+    doc = make_statement(
+        [make_line(7, kind="fareless", note="運賃未入力のため助成なし")],
+        line_count=200_001,
+        kind_summary=summary,
+        program_summary=[
+            SummaryRow("高齢者おもいやりタクシー", 200_001, 400_000_000, 100_000_000, 300_000_000)
+        ],
+        day_summary=[SummaryRow("10月1日", 6_500, 13_000_000, 3_250_000, 9_750_000)],
+    )
+    text = "".join(page_texts(statement_pdf(doc)))
+    assert "全200,001件" in text
+    assert "ST-062120-202610-0001" in text  # the CSV to look in
+    assert all(title in text for title in ("区分別内訳", "制度別内訳", "日別内訳"))
+    assert "300,000,000" in text
+    assert "運賃未入力のため助成なし" in text.replace("\n", "")  # the note column wraps

@@ -118,3 +118,48 @@ def test_only_approved_statements_with_money_due_become_transfers(session: Sessi
         )
     transfers = documents.transfers_for(session, municipality_id=town.mun.id, period=SEPTEMBER)
     assert [(t.amount, t.customer_code) for t in transfers] == [(900, str(statement.id))]
+
+
+def test_streamed_statement_csv_is_the_csv_of_the_whole_document(session: Session) -> None:
+    town = city(session, operators=1)
+    for day in (3, 4, 5):
+        ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, day), fare=1200 + day)
+    ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 6), fare=None)
+    closed(session, town)
+    statement_id = first_statement(session, town).id
+    stream = io.BytesIO()
+    written = documents.write_statement_csv(session, statement_id, stream)
+    whole = csv_export.statement_csv(documents.statement_doc(session, statement_id))
+    assert (written, stream.getvalue()) == (4, whole)
+    assert b"".join(documents.statement_csv_chunks(session, statement_id)) == whole
+
+
+def test_pdf_of_a_statement_over_the_line_limit_lists_only_the_lines_to_look_at(session: Session) -> None:
+    town = city(session, operators=1)
+    for day in (3, 4, 5):
+        ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, day), fare=1800)
+    fareless = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 6), fare=None)
+    closed(session, town)
+    doc = documents.statement_pdf_doc(session, first_statement(session, town).id, line_limit=3)
+    assert doc.line_count == 4
+    assert [(line.kind, line.ride_ref) for line in doc.lines] == [("fareless", str(fareless.id))]
+    assert [(row.label, row.lines, row.subsidy_amount) for row in doc.kind_summary] == [
+        ("乗車", 3, 2700),
+        ("料金未入力", 1, 0),
+    ]
+    assert [(row.lines, row.meter_fare) for row in doc.program_summary] == [(4, 5400)]
+    assert [(row.label, row.lines) for row in doc.day_summary] == [
+        ("9月3日", 1),
+        ("9月4日", 1),
+        ("9月5日", 1),
+        ("9月6日", 1),
+    ]
+
+
+def test_pdf_of_a_statement_within_the_line_limit_lists_every_line(session: Session) -> None:
+    town = city(session, operators=1)
+    for day in (3, 4):
+        ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, day), fare=1800)
+    closed(session, town)
+    doc = documents.statement_pdf_doc(session, first_statement(session, town).id, line_limit=3)
+    assert (doc.line_count, len(doc.lines), doc.day_summary) == (None, 2, ())

@@ -494,3 +494,34 @@ def test_run_period_now_closes_the_period_without_a_broker(
 def test_run_period_now_for_an_unknown_city_is_not_found(session_factory: sessionmaker[Session]) -> None:
     with pytest.raises(NotFound):
         run_period_now(session_factory, "999999", "2026-09", "cli:test", clock=StillClock(AFTER_SEPTEMBER))
+
+
+def test_ride_already_settled_on_a_later_statement_stays_there_when_its_own_month_is_rebuilt(
+    session: Session,
+) -> None:
+    town = city(session, operators=1)
+    late = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 30, 22, 0), fare=None)
+    close_all(session, town)  # still within its fare grace time: no line yet
+    late.status, late.meter_fare, late.subsidy_amount, late.rider_share = "completed", 1000, 500, 500
+    session.flush()
+    close_all(session, town, OCTOBER, now=AFTER_OCTOBER)  # a prior-period line on October's statement
+    close_all(session, town, now=AFTER_OCTOBER + timedelta(hours=1))  # September's draft rebuilt
+    september = lines_of(session, statement_of(session, town, 0, SEPTEMBER))
+    october = lines_of(session, statement_of(session, town, 0, OCTOBER))
+    assert (september, [(line.ride_id, line.kind) for line in october]) == (
+        [],
+        [(late.id, StatementLineKind.PRIOR_PERIOD)],
+    )
+
+
+def test_month_larger_than_one_fetch_is_closed_in_batches_with_every_ride_once(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "RIDE_FETCH_SIZE", 3)
+    town = city(session, operators=1)
+    made = [ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 1 + n, 9, 0)) for n in range(8)]
+    close_all(session, town)
+    statement = statement_of(session, town, 0, SEPTEMBER)
+    lines = lines_of(session, statement)
+    assert [(line.line_no, line.ride_id) for line in lines] == [(n + 1, r.id) for n, r in enumerate(made)]
+    assert (statement.ride_count, statement.subsidy_total) == (8, 8 * 1000)

@@ -12,6 +12,7 @@ from settlement.statements import (
     LineDraft,
     ProgramTerms,
     RideRow,
+    StatementBuilder,
     build_statement,
     format_period,
     line_for,
@@ -219,3 +220,34 @@ def test_malformed_period_is_refused(text: str) -> None:
 
 def test_statement_number_names_city_month_and_operator() -> None:
     assert statement_number("062120", date(2026, 10, 1), "OP01") == "062120-202610-OP01"
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=40 * 24),  # hours from 1 August, Japan time
+            st.sampled_from(["completed", "boarded", "voided"]),
+            st.booleans(),  # flagged for review
+        ),
+        max_size=40,
+    )
+)
+def test_statement_built_one_ride_at_a_time_has_the_lines_and_totals_of_the_list(
+    rides: list[tuple[int, str, bool]],
+) -> None:
+    rows = [
+        row(
+            n,
+            boarded_at=jst(2026, 8, 1, 0, 0) + timedelta(hours=hours),
+            status=status,
+            fare=None if status == "boarded" else 1500 + n,
+            review_code="limit.per_day" if flagged else None,
+        )
+        for n, (hours, status, flagged) in enumerate(sorted(rides), start=1)
+    ]
+    programs = {1: terms(fareless_rule="cap")}
+    builder = StatementBuilder(programs, period=SEPTEMBER, now=NOW)
+    streamed = [line for line in map(builder.line, rows) if line is not None]
+    draft = build_statement(rows, programs, period=SEPTEMBER, now=NOW)
+    assert streamed == draft.lines
+    assert (builder.totals, builder.waiting_for_fare) == (draft.totals, draft.waiting_for_fare)

@@ -1,0 +1,1 @@
+"""bench/settlement: the monthly close with its exports against a floor of bare SQL (issue 6, point 7)."""
