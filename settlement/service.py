@@ -584,12 +584,19 @@ def confirm_statement(
 ) -> Statement:
     """Finance confirms a draft: from now on it never changes (corrections go to a later period).
 
-    Raises NotFound statement.not_found, Conflict statement.bad_transition (not a draft) and
-    Conflict settlement.already_running (a run of the period is rebuilding drafts right now).
+    Raises NotFound statement.not_found, Conflict statement.bad_transition (not a draft),
+    Refused settlement.period_open (the month has not ended in Japan time: a draft opened early to
+    carry an adjustment must wait for its month), Refused statement.not_closed (no run has closed the
+    month for this statement yet, so its rides are not on it) and Conflict settlement.already_running
+    (a run of the period is rebuilding drafts right now).
     """
     statement = _load_statement(session, statement_id, municipality_id)
     if statement.status is not StatementStatus.DRAFT:
         raise Conflict("statement.bad_transition", current_status=statement.status.value)
+    if now < japan_midnight(next_month(statement.period)):
+        raise Refused("settlement.period_open", period=format_period(statement.period))
+    if statement.run_id is None:
+        raise Refused("statement.not_closed", period=format_period(statement.period))
     running = session.scalar(
         select(SettlementRun.id).where(
             SettlementRun.municipality_id == municipality_id,

@@ -177,6 +177,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "この精算書はその状態に変更できません。",
         "The statement cannot move to that state.",
     ),
+    "statement.not_closed": (
+        "この月の精算をまだ実行していないため確認できません。先に月次精算を実行してください。",
+        "This month has not been closed yet; run the monthly settlement first.",
+    ),
     "statement.same_person": (
         "確認した人とは別の人が承認してください。",
         "A statement must be approved by someone other than the person who confirmed it.",

@@ -548,3 +548,34 @@ def test_the_target_statement_prints_its_adjustment_line(session: Session, offic
     text = csv_export.statement_csv(doc).decode("utf-8-sig")
     assert "062120-202609-OP01 の調整: 運賃の誤りを訂正" in text
     assert pdf.statement_pdf(doc).startswith(b"%PDF")
+
+
+# --- a draft opened for an adjustment waits for its month ------------------------------------------
+
+
+def test_draft_opened_for_an_adjustment_cannot_be_confirmed_before_its_month_is_closed(
+    session: Session, office: Office
+) -> None:
+    october = adjust(session, office, now=LATER).target
+    assert october.period == OCTOBER
+
+    def confirm(now: datetime) -> None:
+        service.confirm_statement(
+            session,
+            statement_id=october.id,
+            municipality_id=office.town.mun.id,
+            staff_id=office.finance,
+            actor=f"staff:{office.finance}",
+            now=now,
+        )
+
+    with pytest.raises(Refused) as still_october:
+        confirm(jst(2026, 10, 25))
+    assert still_october.value.code == "settlement.period_open"
+    with pytest.raises(Refused) as not_closed:
+        confirm(jst(2026, 11, 2))
+    assert not_closed.value.code == "statement.not_closed"
+
+    close(session, office.town, OCTOBER, AFTER_OCTOBER)
+    confirm(jst(2026, 11, 2))
+    assert reload(session, office.town, OCTOBER).status is StatementStatus.CONFIRMED
