@@ -22,6 +22,7 @@ from voucher_api.config import Settings
 from voucher_api.db import make_engine, make_session_factory
 from voucher_api.services.identity import CardVerifier
 from voucher_api.services.revocation import OcspCrlChecker
+from voucher_api.services.tokens import AccessTokenReader
 from voucher_api.tasks_client import CeleryTaskSender, TaskSender
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def create_app(
         "clock": clock or SystemClock(),
         "verifier": (lambda: verifier) if verifier is not None else _lazy_verifier(settings),
         "tasks": task_sender or CeleryTaskSender(settings.celery_broker_url, settings.celery_queue),
+        "tokens": AccessTokenReader(settings.jwt_secret),
     }
 
     api = Api(app, spec_kwargs={"servers": [{"url": "/"}]})
@@ -107,15 +109,16 @@ def _install_transaction(app: Flask) -> None:
 
     @app.after_request
     def _commit(response: Response) -> Response:
-        principal = g.get("principal")
-        log.info(
-            "%s %s -> %s in %.1f ms (%s)",
-            request.method,
-            request.path,
-            response.status_code,
-            (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
-            principal.actor if principal is not None else "anonymous",
-        )
+        if log.isEnabledFor(logging.INFO):  # the line is not even formatted when nobody reads it
+            principal = g.get("principal")
+            log.info(
+                "%s %s -> %s in %.1f ms (%s)",
+                request.method,
+                request.path,
+                response.status_code,
+                (time.perf_counter() - g.get("started", time.perf_counter())) * 1000,
+                principal.actor if principal is not None else "anonymous",
+            )
         session: Session | None = g.pop("db", None)
         if session is None:
             return response

@@ -5,7 +5,8 @@
 2. Floor: serves `bench.rides.floor_app` with gunicorn (2 sync workers) and drives the bare conditional
    UPDATE + ledger INSERT from the clients for the given time.
 3. API: serves `voucher_api.app:create_app()` with the same gunicorn settings and drives whole rides
-   (challenge → signed boarding → fare) from the same number of clients for the same time.
+   (signed boarding with the challenge the last answer handed over → fare; a challenge request only
+   when a client holds none) from the same number of clients for the same time.
 4. Prints rides/s, p50 and p99 of both, and the ratio api_rides_per_s / floor_rides_per_s; stops the
    servers and drops the database.
 """

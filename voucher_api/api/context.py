@@ -15,7 +15,7 @@ from voucher_api.config import Settings
 from voucher_api.services.errors import Forbidden, Unauthorized
 from voucher_api.services.identity import CardVerifier
 from voucher_api.services.offline import load_or_create_signing_key
-from voucher_api.services.tokens import Principal, decode_access_token
+from voucher_api.services.tokens import AccessTokenReader, Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -57,8 +57,17 @@ def current_principal() -> Principal:
     return cast(Principal, principal)
 
 
+def access_tokens() -> AccessTokenReader:
+    """The app's token reader (it remembers tokens already verified with the app's secret)."""
+    ext = current_app.extensions["voucher"]
+    reader = ext.get("tokens")
+    if reader is None:
+        reader = ext.setdefault("tokens", AccessTokenReader(settings().jwt_secret))
+    return cast(AccessTokenReader, reader)
+
+
 def _authenticate() -> Principal:
-    """The caller, from the bearer token; decoded once per request."""
+    """The caller, from the bearer token; decoded once per request (and verified once per token)."""
     cached = g.get("principal")
     if cached is not None:
         return cast(Principal, cached)
@@ -66,7 +75,7 @@ def _authenticate() -> Principal:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("auth.required")
-    principal = decode_access_token(token.strip(), secret=settings().jwt_secret, now=clock().now())
+    principal = access_tokens().read(token.strip(), now=clock().now())
     g.principal = principal
     return principal
 

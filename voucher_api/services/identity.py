@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -73,6 +73,65 @@ def issue_challenge(
     return IssuedChallenge(nonce.hex(), purpose, context, expires, challenge_message(nonce, purpose, context))
 
 
+@dataclass(frozen=True)
+class CheckedChallenge:
+    """A nonce issued here for its purpose and context, not expired, and not yet used up."""
+
+    nonce: str
+    purpose: str
+    context: str
+    expires_at: datetime
+    message: bytes  # what the card signed
+
+    def row(self, *, now: datetime, municipality_id: int | None) -> dict[str, Any]:
+        """The card_challenges row that marks the nonce used (its unique nonce makes use single)."""
+        return {
+            "nonce": self.nonce,
+            "purpose": self.purpose,
+            "context": self.context,
+            "municipality_id": municipality_id,
+            "created_at": now,
+            "expires_at": self.expires_at,
+            "used_at": now,
+        }
+
+
+def check_challenge(key: bytes, *, nonce: str, purpose: str, context: str, now: datetime) -> CheckedChallenge:
+    """Check the nonce was issued here for this purpose and context and is unexpired; writes nothing.
+
+    Raises Unauthorized with challenge.unknown / challenge.expired. Single use is enforced by
+    `use_challenge` (or a statement that inserts `CheckedChallenge.row` the same way).
+    """
+    try:
+        raw = bytes.fromhex(nonce)
+    except ValueError as exc:
+        raise Unauthorized("challenge.unknown") from exc
+    head, mac = raw[: _NONCE_RANDOM + _NONCE_EXPIRY], raw[_NONCE_RANDOM + _NONCE_EXPIRY :]
+    if len(raw) != 32 or not hmac.compare_digest(mac, _challenge_mac(key, head, purpose, context)):
+        raise Unauthorized("challenge.unknown")
+    expires = datetime.fromtimestamp(int.from_bytes(head[_NONCE_RANDOM:], "big"), tz=UTC)
+    if expires <= now:
+        raise Unauthorized("challenge.expired")
+    return CheckedChallenge(nonce, purpose, context, expires, challenge_message(raw, purpose, context))
+
+
+CHALLENGES = cast(Table, CardChallenge.__table__)  # Core, not the ORM: this is on every boarding
+_USE_CHALLENGE = {
+    dialect: insert_of(CHALLENGES).on_conflict_do_nothing(index_elements=["nonce"]).returning(CHALLENGES.c.id)
+    for dialect, insert_of in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
+
+
+def use_challenge(
+    session: Session, checked: CheckedChallenge, *, now: datetime, municipality_id: int | None
+) -> None:
+    """Use the nonce up: one INSERT that does nothing if it was used before (challenge.replayed)."""
+    statement = _USE_CHALLENGE["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+    used = session.execute(statement, checked.row(now=now, municipality_id=municipality_id)).first()
+    if used is None:
+        raise Unauthorized("challenge.replayed")
+
+
 def consume_challenge(
     session: Session,
     key: bytes,
@@ -88,33 +147,9 @@ def consume_challenge(
     Single use is one INSERT that does nothing if the nonce was used before. Raises Unauthorized with
     challenge.unknown / challenge.expired / challenge.replayed. Returns the message the card signed.
     """
-    try:
-        raw = bytes.fromhex(nonce)
-    except ValueError as exc:
-        raise Unauthorized("challenge.unknown") from exc
-    head, mac = raw[: _NONCE_RANDOM + _NONCE_EXPIRY], raw[_NONCE_RANDOM + _NONCE_EXPIRY :]
-    if len(raw) != 32 or not hmac.compare_digest(mac, _challenge_mac(key, head, purpose, context)):
-        raise Unauthorized("challenge.unknown")
-    expires = datetime.fromtimestamp(int.from_bytes(head[_NONCE_RANDOM:], "big"), tz=UTC)
-    if expires <= now:
-        raise Unauthorized("challenge.expired")
-    values = {
-        "nonce": nonce,
-        "purpose": purpose,
-        "context": context,
-        "municipality_id": municipality_id,
-        "created_at": now,
-        "expires_at": expires,
-        "used_at": now,
-    }
-    table = cast(Table, CardChallenge.__table__)  # Core, not the ORM: this is on every boarding
-    insert_stmt = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(table)
-    used = session.execute(
-        insert_stmt.values(**values).on_conflict_do_nothing(index_elements=["nonce"]).returning(table.c.id)
-    ).first()
-    if used is None:
-        raise Unauthorized("challenge.replayed")
-    return challenge_message(raw, purpose, context)
+    checked = check_challenge(key, nonce=nonce, purpose=purpose, context=context, now=now)
+    use_challenge(session, checked, now=now, municipality_id=municipality_id)
+    return checked.message
 
 
 # --- certificates ------------------------------------------------------------------------------

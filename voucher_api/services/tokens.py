@@ -59,8 +59,11 @@ def issue_access_token(principal: Principal, *, secret: str, now: datetime, ttl:
     return jwt.encode(claims, secret, algorithm=ACCESS_ALGORITHM)
 
 
-def decode_access_token(token: str, *, secret: str, now: datetime) -> Principal:
-    """Verify signature, audience and expiry with the pinned algorithm; raises Unauthorized."""
+def _verified_access_token(token: str, *, secret: str) -> tuple[Principal, int]:
+    """The principal a token names and its expiry (Unix seconds), once signature and audience check out.
+
+    Raises Unauthorized. The expiry is not compared with the time here: callers do that on every use.
+    """
     try:
         claims = jwt.decode(
             token,
@@ -69,12 +72,10 @@ def decode_access_token(token: str, *, secret: str, now: datetime) -> Principal:
             audience=AUDIENCE,
             options={"require": ["exp", "iat", "sub", "aud"], "verify_exp": False},
         )
-        if int(claims["exp"]) <= now.timestamp():
-            raise Unauthorized("auth.invalid_token")
         kind, _, ident = str(claims["sub"]).partition(":")
         if kind not in ("staff", "terminal") or kind != claims.get("typ"):
             raise Unauthorized("auth.invalid_token")
-        return Principal(
+        principal = Principal(
             kind=kind,
             id=int(ident),
             municipality_id=int(claims["mun"]),
@@ -83,8 +84,45 @@ def decode_access_token(token: str, *, secret: str, now: datetime) -> Principal:
             vehicle_id=int(claims["veh"]) if "veh" in claims else None,
             name=str(claims.get("name", "")),
         )
+        return principal, int(claims["exp"])
     except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("auth.invalid_token") from exc
+
+
+def decode_access_token(token: str, *, secret: str, now: datetime) -> Principal:
+    """Verify signature, audience and expiry with the pinned algorithm; raises Unauthorized."""
+    principal, expires = _verified_access_token(token, secret=secret)
+    if expires <= now.timestamp():
+        raise Unauthorized("auth.invalid_token")
+    return principal
+
+
+class AccessTokenReader:
+    """`decode_access_token` for one secret, remembering the tokens whose signature it has checked.
+
+    A terminal sends the same token with every request for its lifetime, and checking it again gives the
+    same answer (the same bytes under the same key), so a token seen before costs a look-up; the expiry
+    is still compared with `now` on every use, and a token that failed is never remembered. Build one per
+    app; thread-safe; holds at most `capacity` tokens (it forgets them all when full).
+    """
+
+    def __init__(self, secret: str, *, capacity: int = 10_000) -> None:
+        self._secret = secret
+        self._capacity = capacity
+        self._verified: dict[str, tuple[Principal, int]] = {}
+
+    def read(self, token: str, *, now: datetime) -> Principal:
+        """The token's principal; raises Unauthorized (auth.invalid_token) as `decode_access_token`."""
+        known = self._verified.get(token)
+        if known is None:
+            known = _verified_access_token(token, secret=self._secret)
+            if len(self._verified) >= self._capacity:
+                self._verified.clear()
+            self._verified[token] = known
+        principal, expires = known
+        if expires <= now.timestamp():
+            raise Unauthorized("auth.invalid_token")
+        return principal
 
 
 def assertion_terminal_id(assertion: str) -> int:

@@ -5,11 +5,9 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from voucher_api.api.common import StrictSchema
 from voucher_api.api.context import (
     _authenticate,
     clock,
@@ -21,70 +19,45 @@ from voucher_api.api.context import (
     verifier,
 )
 from voucher_api.api.idempotency import idempotency_key
-from voucher_api.api.identity.routes import CardProofSchema, ChallengeSchema, challenge_body, proof_from
+from voucher_api.api.identity.routes import proof_from
 from voucher_api.api.problems import language
+from voucher_api.api.rides.schemas import (
+    BoardRequestSchema,
+    FareRequestSchema,
+    ReviewItemSchema,
+    RideSchema,
+    VoidRequestSchema,
+    ride_response,
+)
 from voucher_api.models import Driver, Operator, RecordStatus, Ride, Terminal, TerminalRecord
 from voucher_api.services import identity, rides
 from voucher_api.services.errors import Conflict, DomainError, NotFound, message_for
 
 blp = Blueprint("rides", __name__, url_prefix="/rides", description="Boarding, fare at alighting, void")
 
-
-class BoardRequestSchema(StrictSchema):
-    sequence = fields.Integer(required=True, strict=True, validate=validate.Range(1, 2**53))
-    card = fields.Nested(CardProofSchema, required=True)
-    driver_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 20))
-    trip_ref = fields.String(load_default=None, allow_none=True, validate=validate.Length(1, 64))
+# Instances, not classes: webargs builds a new schema (deep-copying its fields) per request from a class.
+BOARD_REQUEST = BoardRequestSchema()
+FARE_REQUEST = FareRequestSchema()
 
 
-class FareRequestSchema(StrictSchema):
-    meter_fare = fields.Integer(required=True, strict=True, validate=validate.Range(0, 1_000_000))
-
-
-class VoidRequestSchema(StrictSchema):
-    reason = fields.String(required=True, validate=validate.Length(1, 200))
-
-
-class RideSchema(StrictSchema):
-    ride_id = fields.Integer()
-    status = fields.String()
-    given_name = fields.String()
-    age_band = fields.String()
-    program_name = fields.String()
-    unit = fields.String()
-    balance = fields.Integer()
-    units_held = fields.Integer()
-    boarded_at = fields.AwareDateTime()
-    meter_fare = fields.Integer(allow_none=True)
-    subsidy = fields.Integer(allow_none=True)
-    rider_share = fields.Integer(allow_none=True, metadata={"description": "what the rider pays"})
-    replayed = fields.Boolean()
-    next_challenge = fields.Nested(
-        ChallengeSchema,
-        allow_none=True,
-        metadata={"description": "a fresh boarding challenge, so the next tap needs one round trip"},
-    )
-
-
-def with_next_challenge(view: dict[str, Any]) -> dict[str, Any]:
-    """Hand the terminal its next boarding challenge with every ride answer (stateless: costs no write)."""
+def next_challenge() -> identity.IssuedChallenge | None:
+    """The terminal's next boarding challenge, handed over with every ride answer (costs no write)."""
     principal = _authenticate()
     if principal.kind != "terminal":
-        return {**view, "next_challenge": None}
-    issued = identity.issue_challenge(
+        return None
+    return identity.issue_challenge(
         verifier().challenge_key,
         purpose="board",
         context=rides.board_context(principal.id),
         now=clock().now(),
         ttl=timedelta(seconds=settings().board_challenge_ttl_seconds),
     )
-    return {**view, "next_challenge": challenge_body(issued)}
 
 
 @blp.route("")
 class Rides(MethodView):
     @terminal_required
-    @blp.arguments(BoardRequestSchema)
+    @blp.arguments(BOARD_REQUEST)
     @blp.response(201, RideSchema)
     @blp.alt_response(200, schema=RideSchema, description="a retry: the first ride, unchanged")
     @blp.doc(
@@ -122,11 +95,11 @@ class Rides(MethodView):
             session.rollback()
             existing = rides.find_by_key(session, terminal_id=terminal.id, idempotency_key=key)
             if existing is not None:
-                return with_next_challenge(existing.as_dict()), 200
+                return ride_response(existing, next_challenge(), status=200)
             if isinstance(exc, IntegrityError):
                 raise Conflict("ride.sequence_reused") from exc
             raise
-        return with_next_challenge(ride.as_dict())
+        return ride_response(ride, next_challenge(), status=201)
 
 
 @blp.route("/<int:ride_id>")
@@ -151,16 +124,15 @@ class RideById(MethodView):
 @blp.route("/<int:ride_id>/fare")
 class Fare(MethodView):
     @terminal_required
-    @blp.arguments(FareRequestSchema)
+    @blp.arguments(FARE_REQUEST)
     @blp.response(200, RideSchema)
     @blp.doc(security=[{"bearer": []}])
     def post(self, body: dict[str, Any], ride_id: int) -> Any:
         """Alighting: the meter fare; returns what the rider pays. The same fare again returns the same."""
-        return with_next_challenge(
-            rides.complete(
-                db(), _authenticate(), ride_id=ride_id, meter_fare=body["meter_fare"], now=clock().now()
-            ).as_dict()
+        ride = rides.complete(
+            db(), _authenticate(), ride_id=ride_id, meter_fare=body["meter_fare"], now=clock().now()
         )
+        return ride_response(ride, next_challenge(), status=200)
 
 
 @blp.route("/<int:ride_id>/void")
@@ -174,19 +146,6 @@ class Void(MethodView):
         return rides.void(
             db(), _authenticate(), ride_id=ride_id, reason=body["reason"], now=clock().now()
         ).as_dict()
-
-
-class ReviewItemSchema(StrictSchema):
-    ride_id = fields.Integer(allow_none=True)
-    terminal_id = fields.Integer()
-    sequence = fields.Integer()
-    code = fields.String(allow_none=True)
-    title = fields.String(allow_none=True)
-    boarded_at = fields.AwareDateTime(allow_none=True)
-    received_at = fields.AwareDateTime(allow_none=True)
-    meter_fare = fields.Integer(allow_none=True)
-    subsidy = fields.Integer(allow_none=True)
-    kind = fields.String(metadata={"description": "conflict: the ride is kept; rejected: the record is kept"})
 
 
 @blp.route("/under-review")
