@@ -62,3 +62,10 @@ def test_a_full_reader_forgets_and_checks_again() -> None:
     for token in tokens + tokens:
         assert reader.read(token, now=NOW + timedelta(seconds=10)) == TERMINAL
     assert len(reader._verified) <= 2
+
+
+def test_a_token_issued_by_a_server_whose_clock_runs_ahead_is_accepted() -> None:
+    # Issued an hour past this machine's real clock: only the injected clock may judge the times.
+    ahead = datetime.now(UTC) + timedelta(hours=1)
+    token = issue_access_token(TERMINAL, secret=SECRET, now=ahead, ttl=timedelta(hours=2))
+    assert AccessTokenReader(SECRET).read(token, now=ahead - timedelta(minutes=1)) == TERMINAL
