@@ -4,6 +4,7 @@ and the counter's hand-over slip and resident record the staff pages use."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -491,3 +492,30 @@ def test_the_residents_display_page_is_public(client: FlaskClient) -> None:
     assert r.status_code == 200
     assert "待ち時間の目安" in r.get_data(as_text=True)
     assert "connect-src 'self';" in r.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"status": "closed"}, 422, "validation"),
+        ([1, 2], 422, "validation"),
+        ("{not json", 400, "request.malformed"),
+    ],
+)
+def test_a_body_sent_to_an_action_that_takes_none_is_refused_and_changes_nothing(
+    client: FlaskClient,
+    session: Session,
+    city: City,
+    staff: dict[str, str],
+    body: Any,
+    status: int,
+    code: str,
+) -> None:
+    stop = plan_round(client, staff, session, city)["stops"][0]
+    sent = body if isinstance(body, str) else json.dumps(body)
+    r = post(client, f"/stops/{stop['id']}/open", staff, data=sent, content_type="application/json")
+    assert (r.status_code, r.get_json()["code"]) == (status, code)
+    after: dict[str, Any] = client.get(f"/api/v1/mobile-office/stops/{stop['id']}", headers=staff).get_json()
+    assert after["status"] == "planned"
+    # What clients send for "nothing" still works.
+    assert post(client, f"/stops/{stop['id']}/open", staff, json={}).get_json()["status"] == "open"

@@ -70,8 +70,48 @@ def problem(status: int, code: str, *, detail: Any = None, **extra: Any) -> Resp
     return response
 
 
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _declares_a_body(app: Flask, endpoint: str, method: str) -> bool:
+    """Whether the view takes request arguments (flask-smorest records them on the method)."""
+    view = app.view_functions.get(endpoint)
+    handler = getattr(getattr(view, "view_class", None), method.lower(), view)
+    return bool(getattr(handler, "_apidoc", {}).get("arguments", {}).get("parameters"))
+
+
+def _unexpected_body() -> Response | None:
+    """A body sent to a write that takes none is refused like an unknown field, never ignored.
+
+    Empty, `{}` and `null` are what clients send for "nothing" and pass. Without a token the view's
+    own 401 comes first, as everywhere else.
+    """
+    raw = request.get_data(cache=True)
+    if not raw.strip() or "Authorization" not in request.headers:
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return problem(400, "request.malformed")
+    if body is None or body == {}:
+        return None
+    if isinstance(body, dict):
+        return problem(422, "validation", errors={str(k): ["Unknown field."] for k in body})
+    return problem(422, "validation", errors={"_schema": ["This request takes no body."]})
+
+
 def register(app: Flask) -> None:
     """Install the handlers; every error leaves as application/problem+json."""
+
+    @app.before_request
+    def _refuse_a_body_where_none_is_taken() -> Response | None:
+        if request.method not in WRITE_METHODS or request.endpoint is None:
+            return None
+        if not request.path.startswith("/api/"):
+            return None
+        if _declares_a_body(app, request.endpoint, request.method):
+            return None
+        return _unexpected_body()
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
