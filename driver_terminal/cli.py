@@ -820,7 +820,7 @@ def sync(state: _State, lang: str | None) -> None:
 
 @main.command(help="車内の画面を表示する / serve the kiosk screen to the in-car browser")
 @click.option("--host", default="127.0.0.1", show_default=True, help="待ち受けるアドレス / listen address")
-@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8090, show_default=True)
 @click.option(
     "--virtual-reader",
     "card_dir",

@@ -1,4 +1,5 @@
-"""The `voucher-api` command: migrations, the demo city, staff accounts, settlement, registry sync.
+"""The `voucher-api` command: migrations, the demo city, staff accounts, terminal codes, settlement,
+registry sync.
 
 Settings are read from the environment inside each command (never at import time). Messages are in
 Japanese, the language of the people who run the system.
@@ -8,22 +9,22 @@ from __future__ import annotations
 
 import getpass
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth_mock.registry import Registry, RegistryError
 from voucher_api import demo
 from voucher_api import migrate as migrations
-from voucher_api.clock import SystemClock
+from voucher_api.clock import JST, SystemClock
 from voucher_api.config import Settings
 from voucher_api.db import make_engine, make_session_factory
-from voucher_api.models import Municipality, Operator, StaffRole
-from voucher_api.services import residents, staff
+from voucher_api.models import Municipality, Operator, StaffRole, Vehicle
+from voucher_api.services import residents, staff, terminals
 from voucher_api.services.errors import DomainError
 
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
@@ -162,6 +163,60 @@ def create_staff(
     except IntegrityError:
         raise click.ClickException(f"ログイン名 {username} はすでに使われています") from None
     click.echo(f"職員アカウント {username}(ID {user_id})を作成しました")
+
+
+@main.command("terminal-code", help="車載端末を作成し、1回限りの登録コードを表示します")
+@click.option("--operator", "operator_code", required=True, help="事業者コード(例: OP01)")
+@click.option(
+    "--vehicle", "vehicle_ref", required=True, help="車両: 表示名(例: 1号車)、登録番号、または車両 ID"
+)
+@click.option("--municipality-code", default=demo.MUNICIPALITY_CODE, show_default=True)
+@click.option("--code-only", is_flag=True, help="登録コードだけを出力する(スクリプト用)")
+def terminal_code(operator_code: str, vehicle_ref: str, municipality_code: str, code_only: bool) -> None:
+    """What an operator admin gets from POST /terminals, for whoever runs the installation."""
+    settings = Settings.from_env()
+    now = SystemClock().now()
+    factory = _session_factory(settings)
+    with factory() as session, session.begin():
+        municipality_id = _municipality_id(session, municipality_code)
+        operator = session.scalar(
+            select(Operator).where(
+                Operator.municipality_id == municipality_id, Operator.code == operator_code
+            )
+        )
+        if operator is None:
+            raise click.ClickException(f"事業者コード {operator_code} の事業者がありません")
+        ref = vehicle_ref.strip()
+        matches = [Vehicle.label == ref, Vehicle.registration == ref]
+        if ref.isdigit():
+            matches.append(Vehicle.id == int(ref))
+        found = session.scalars(
+            select(Vehicle).where(Vehicle.operator_id == operator.id, or_(*matches)).order_by(Vehicle.id)
+        ).all()
+        if not found:
+            raise click.ClickException(f"{operator.name}に車両 {ref} はありません")
+        if len(found) > 1:
+            raise click.ClickException(
+                f"車両 {ref} に当てはまる車両が{len(found)}台あります。登録番号か車両 ID で指定してください"
+            )
+        vehicle = found[0]
+        created = terminals.create_terminal(
+            session,
+            vehicle_id=vehicle.id,
+            municipality_id=municipality_id,
+            actor=_cli_actor(),
+            now=now,
+            ttl=timedelta(seconds=settings.enrolment_code_ttl_seconds),
+        )
+        terminal_id, code = created.terminal.id, created.enrolment_code
+        expires = now + timedelta(seconds=settings.enrolment_code_ttl_seconds)
+        where = " ".join(part for part in (operator.name, vehicle.label, vehicle.registration) if part)
+    if code_only:
+        click.echo(code)
+        return
+    click.echo(f"車載端末(端末番号 {terminal_id})を作成しました: {where}")
+    click.echo(f"登録コード: {code}({expires.astimezone(JST):%Y年%m月%d日 %H:%M} まで、1回だけ使えます)")
+    click.echo(f"端末で実行: driver-terminal enrol --api {settings.public_base_url} --code {code}")
 
 
 @main.command(help="月次精算を実行します(既定はワーカーに依頼。--sync でこのプロセスで実行)")

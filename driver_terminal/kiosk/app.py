@@ -503,7 +503,7 @@ def serve_kiosk(
     data_dir: Path,
     *,
     host: str = "127.0.0.1",
-    port: int = 8765,
+    port: int = 8090,
     card_dir: Path | None = None,
     lang: str = "ja",
     api_url: str | None = None,

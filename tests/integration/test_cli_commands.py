@@ -2,18 +2,23 @@
 
 - `settle` (queued mode) puts the run on CELERY_QUEUE, the only queue the worker consumes (and so does
   the API's sender; beat uses the worker's own `task_default_queue`, see tests/unit/settlement);
-- `create-staff` leaves an audit entry saying who ran it and when.
+- `create-staff` leaves an audit entry saying who ran it and when;
+- `terminal-code` creates a pending terminal for a vehicle and prints a one-time code that enrols it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +29,17 @@ from voucher_api.app import create_app
 from voucher_api.cli import main
 from voucher_api.config import Settings
 from voucher_api.db import make_engine, make_session_factory
-from voucher_api.models import AuditEntry, SettlementRun, StaffUser
+from voucher_api.models import (
+    AuditEntry,
+    Operator,
+    SettlementRun,
+    StaffUser,
+    Terminal,
+    TerminalStatus,
+    Vehicle,
+)
+from voucher_api.services import terminals
+from voucher_api.services.errors import Refused
 
 
 @dataclass
@@ -122,3 +137,70 @@ def test_create_staff_is_audited_with_who_ran_it_and_when(installation: Installa
     assert before <= entries[0].at <= after
     assert entries[0].details["roles"] == ["counter", "finance"]
     assert "long-enough-1" not in json.dumps(entries[0].details)
+
+
+def _public_key_b64() -> str:
+    raw = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def test_terminal_code_makes_a_one_time_code_that_enrols_the_vehicle(installation: Installation) -> None:
+    with installation.factory() as session, session.begin():
+        op = session.scalars(select(Operator).where(Operator.code == "OP01")).one()
+        vehicle = Vehicle(operator_id=op.id, registration="山形 500 あ 12-34", label="1号車")
+        session.add(vehicle)
+        session.flush()
+        vehicle_id = vehicle.id
+    runner = CliRunner(env=installation.env(LOGNAME="sysadmin-sato"))
+
+    shown = runner.invoke(main, ["terminal-code", "--operator", "OP01", "--vehicle", "1号車"])
+    assert shown.exit_code == 0, shown.output
+    assert "登録コード: " in shown.output
+    assert "driver-terminal enrol --api http://127.0.0.1:8000 --code " in shown.output
+
+    quiet = runner.invoke(
+        main, ["terminal-code", "--operator", "OP01", "--vehicle", "山形 500 あ 12-34", "--code-only"]
+    )
+    assert quiet.exit_code == 0, quiet.output
+    code = quiet.output.strip()
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+
+    with installation.factory() as session, session.begin():
+        enrolled = terminals.enrol(
+            session, code=code, public_key_b64=_public_key_b64(), now=datetime.now(UTC)
+        )
+        terminal_id = enrolled.id
+        assert (enrolled.vehicle_id, enrolled.status) == (vehicle_id, TerminalStatus.ACTIVE)
+        created = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "terminal.created", AuditEntry.entity_id == str(terminal_id)
+            )
+        ).one()
+        assert created.actor == "cli:sysadmin-sato"
+    with installation.factory() as session, session.begin(), pytest.raises(Refused):
+        terminals.enrol(session, code=code, public_key_b64=_public_key_b64(), now=datetime.now(UTC))
+    with installation.factory() as session:
+        pending = session.scalars(
+            select(Terminal).where(
+                Terminal.vehicle_id == vehicle_id, Terminal.status == TerminalStatus.PENDING
+            )
+        ).all()
+    assert len(pending) == 1  # the first command's code, not used
+
+
+@pytest.mark.parametrize(
+    ("operator", "vehicle", "message"),
+    [("OP99", "1号車", "事業者コード OP99"), ("OP01", "99号車", "車両 99号車 はありません")],
+)
+def test_terminal_code_names_what_it_cannot_find(
+    installation: Installation, operator: str, vehicle: str, message: str
+) -> None:
+    result = CliRunner(env=installation.env()).invoke(
+        main, ["terminal-code", "--operator", operator, "--vehicle", vehicle]
+    )
+    assert result.exit_code == 1
+    assert message in result.output
