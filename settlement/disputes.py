@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from settlement import service
 from settlement.statements import statement_number
 from voucher_api.clock import next_month
 from voucher_api.models import (
@@ -194,7 +195,7 @@ def adjust_statement(
     text = _free_text(note, "note", NOTE_MAX, allow_newlines=False)
     # The answered statement is locked first: adjustments of one statement queue up behind each other,
     # so a retried idempotency key always finds the first adjustment.
-    answered = _locked_statement(session, statement_id, municipality_id)
+    answered = service.locked_statement(session, statement_id, municipality_id)
     if answered.status not in ANSWERABLE:
         raise Refused("statement.not_confirmed")
     if idempotency_key is not None:
@@ -207,7 +208,7 @@ def adjust_statement(
         if earlier is not None:
             if (earlier.disputed_statement_id, earlier.amount, earlier.note) != (answered.id, amount, text):
                 raise Refused("idempotency.key_reused")
-            booked_on = _locked_statement(session, earlier.target_statement_id, municipality_id)
+            booked_on = service.locked_statement(session, earlier.target_statement_id, municipality_id)
             return AdjustmentResult(earlier, booked_on, replayed=True)
 
     target = _earliest_later_draft(session, answered)
@@ -302,22 +303,10 @@ def _actor(staff_id: int) -> str:
     return f"staff:{staff_id}"
 
 
-def _locked_statement(session: Session, statement_id: int, municipality_id: int) -> Statement:
-    statement = session.scalars(
-        select(Statement)
-        .where(Statement.id == statement_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-    if statement is None or statement.municipality_id != municipality_id:
-        raise NotFound("statement.not_found")
-    return statement
-
-
 def _operators_statement(
     session: Session, statement_id: int, municipality_id: int, operator_id: int
 ) -> Statement:
-    statement = _locked_statement(session, statement_id, municipality_id)
+    statement = service.locked_statement(session, statement_id, municipality_id)
     if statement.operator_id != operator_id:
         raise NotFound("statement.not_found")  # another operator's statement does not exist for them
     if statement.status not in ANSWERABLE:

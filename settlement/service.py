@@ -590,7 +590,7 @@ def confirm_statement(
     month for this statement yet, so its rides are not on it) and Conflict settlement.already_running
     (a run of the period is rebuilding drafts right now).
     """
-    statement = _load_statement(session, statement_id, municipality_id)
+    statement = locked_statement(session, statement_id, municipality_id)
     if statement.status is not StatementStatus.DRAFT:
         raise Conflict("statement.bad_transition", current_status=statement.status.value)
     if now < japan_midnight(next_month(statement.period)):
@@ -622,7 +622,7 @@ def approve_statement(
     Raises NotFound statement.not_found, Conflict statement.bad_transition (not confirmed) and
     Refused statement.same_person (the approver confirmed it).
     """
-    statement = _load_statement(session, statement_id, municipality_id)
+    statement = locked_statement(session, statement_id, municipality_id)
     if statement.status is not StatementStatus.CONFIRMED:
         raise Conflict("statement.bad_transition", current_status=statement.status.value)
     if statement.confirmed_by_id == staff_id:
@@ -639,7 +639,7 @@ def pay_statement(
     session: Session, *, statement_id: int, municipality_id: int, actor: str, now: datetime
 ) -> Statement:
     """Record that an approved statement was paid. Raises NotFound and Conflict statement.bad_transition."""
-    statement = _load_statement(session, statement_id, municipality_id)
+    statement = locked_statement(session, statement_id, municipality_id)
     if statement.status is not StatementStatus.APPROVED:
         raise Conflict("statement.bad_transition", current_status=statement.status.value)
     statement.status = StatementStatus.PAID
@@ -649,7 +649,8 @@ def pay_statement(
     return statement
 
 
-def _load_statement(session: Session, statement_id: int, municipality_id: int) -> Statement:
+def locked_statement(session: Session, statement_id: int, municipality_id: int) -> Statement:
+    """The city's statement, locked FOR UPDATE for this transaction; NotFound statement.not_found."""
     statement = session.scalars(
         select(Statement)
         .where(Statement.id == statement_id)
