@@ -39,10 +39,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from settlement import service
-from settlement.statements import statement_number
 from voucher_api.clock import next_month
 from voucher_api.models import (
-    Municipality,
     Operator,
     OperatorResponse,
     Statement,
@@ -342,27 +340,16 @@ def _open_draft_after(session: Session, answered: Statement, staff_id: int, now:
         select(func.max(Statement.period)).where(Statement.operator_id == answered.operator_id)
     )
     period = next_month(latest or answered.period)
-    municipality_code = session.scalar(
-        select(Municipality.code).where(Municipality.id == answered.municipality_id)
-    )
     operator_code = session.scalar(select(Operator.code).where(Operator.id == answered.operator_id))
-    # The foreign keys guarantee both.
-    assert municipality_code is not None
-    assert operator_code is not None
-    statement = Statement(
+    assert operator_code is not None  # the statement's foreign key guarantees it
+    statement = service.empty_draft(
+        session,
         municipality_id=answered.municipality_id,
         operator_id=answered.operator_id,
+        operator_code=operator_code,
         period=period,
-        number=statement_number(municipality_code, period, operator_code),
-        status=StatementStatus.DRAFT,
         run_id=None,
-        ride_count=0,
-        fare_total=0,
-        rider_share_total=0,
-        subsidy_total=0,
-        adjustment_total=0,
-        amount_due=0,
-        generated_at=now,
+        now=now,
     )
     try:
         with session.begin_nested():

@@ -267,6 +267,36 @@ def close_operator(session: Session, *, run_id: int, operator_id: int, now: date
     return statement
 
 
+def empty_draft(
+    session: Session,
+    *,
+    municipality_id: int,
+    operator_id: int,
+    operator_code: str,
+    period: date,
+    run_id: int | None,
+    now: datetime,
+) -> Statement:
+    """A new draft statement with nothing on it, numbered by city, month and operator (not yet added)."""
+    code = session.scalar(select(Municipality.code).where(Municipality.id == municipality_id))
+    assert code is not None  # the operator's and the run's foreign keys guarantee it
+    return Statement(
+        municipality_id=municipality_id,
+        operator_id=operator_id,
+        period=period,
+        number=statement_number(code, period, operator_code),
+        status=StatementStatus.DRAFT,
+        run_id=run_id,
+        ride_count=0,
+        fare_total=0,
+        rider_share_total=0,
+        subsidy_total=0,
+        adjustment_total=0,
+        amount_due=0,
+        generated_at=now,
+    )
+
+
 def _statement_for(session: Session, run: SettlementRun, operator: Operator, now: datetime) -> Statement:
     """The operator's statement of the period, locked for this transaction; created as a draft if none."""
     query = (
@@ -278,22 +308,14 @@ def _statement_for(session: Session, run: SettlementRun, operator: Operator, now
     found = session.scalars(query).first()
     if found is not None:
         return found
-    code = session.scalar(select(Municipality.code).where(Municipality.id == run.municipality_id))
-    assert code is not None  # the run's foreign key guarantees it
-    statement = Statement(
+    statement = empty_draft(
+        session,
         municipality_id=run.municipality_id,
         operator_id=operator.id,
+        operator_code=operator.code,
         period=run.period,
-        number=statement_number(code, run.period, operator.code),
-        status=StatementStatus.DRAFT,
         run_id=run.id,
-        ride_count=0,
-        fare_total=0,
-        rider_share_total=0,
-        subsidy_total=0,
-        adjustment_total=0,
-        amount_due=0,
-        generated_at=now,
+        now=now,
     )
     try:
         with session.begin_nested():
