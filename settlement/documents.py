@@ -8,20 +8,23 @@ as they come (`write_statement_csv`, `statement_csv_chunks`, `write_month_csv`, 
 The PDF (`statement_pdf_doc`) lists every line of a statement of up to PDF_LINE_LIMIT lines; a larger
 statement is printed as its totals, its breakdowns by kind, program and day, and the lines a person has
 to look at (every line that is not an ordinary ride: prior-period, flagged offline, fare-less and
-adjustment lines), up to PDF_LINE_LIMIT of them; its full detail is the statement's CSV. A PDF of
+adjustment lines), up to PDF_ATTENTION_LIMIT of them; its full detail is the statement's CSV. A PDF of
 200,000 lines would be 6,000 pages nobody reads, and would take minutes to lay out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any, BinaryIO
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Integer, Select, String, and_, case, cast, func, literal, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
+from settlement import bulk
 from settlement.exports import csv_export
 from settlement.exports.documents import (
     LINE_KIND_LABELS,
@@ -33,14 +36,12 @@ from settlement.exports.documents import (
     Transfer,
 )
 from settlement.statements import period_bounds
-from voucher_api.clock import japan_date, japan_midnight
+from voucher_api.clock import japan_date
 from voucher_api.models import (
     District,
     Municipality,
     Operator,
     Program,
-    Resident,
-    Ride,
     StaffUser,
     Statement,
     StatementLine,
@@ -53,6 +54,9 @@ from voucher_api.services.errors import NotFound
 LINE_FETCH_SIZE = 5_000
 PDF_LINE_LIMIT = 2_000
 """The most lines a statement PDF lists; a larger statement's PDF lists only the lines to look at."""
+PDF_ATTENTION_LIMIT = 300
+"""The most lines to look at that a large statement's PDF lists (about ten pages); the breakdown by kind
+counts all of them and the CSV holds every one."""
 
 
 def statement_doc(session: Session, statement_id: int, *, with_lines: bool = True) -> StatementDoc:
@@ -77,34 +81,31 @@ def period_docs(session: Session, *, municipality_id: int, period: date) -> list
     return [_header(session, statement) for statement in statements]
 
 
-def month_rows(
-    session: Session, *, municipality_id: int, period: date
-) -> Iterator[tuple[StatementDoc, StatementLineDoc]]:
-    """Every line of every statement of the month, paired with its statement, streamed from the database.
-
-    Feed it to `csv_export.write_month_csv`; a month of 100k rides never sits in memory as a list.
-    """
-    for doc_statement in session.scalars(
-        select(Statement.id)
-        .join(Operator, Operator.id == Statement.operator_id)
-        .where(Statement.municipality_id == municipality_id, Statement.period == period.replace(day=1))
-        .order_by(Operator.code)
-    ).all():
-        doc = statement_doc(session, doc_statement, with_lines=False)
-        for line in line_docs(session, doc_statement):
-            yield doc, line
-
-
 def write_month_csv(session: Session, *, municipality_id: int, period: date, stream: BinaryIO) -> int:
     """Write the month's line CSV (every line of every statement) to `stream`; returns how many lines."""
-    return csv_export.write_month_csv(
-        stream, month_rows(session, municipality_id=municipality_id, period=period)
+    _write(stream, month_csv_chunks(session, municipality_id=municipality_id, period=period))
+    return _line_count(
+        session,
+        StatementLine.statement_id.in_(
+            select(Statement.id).where(
+                Statement.municipality_id == municipality_id, Statement.period == period.replace(day=1)
+            )
+        ),
     )
 
 
 def month_csv_chunks(session: Session, *, municipality_id: int, period: date) -> Iterator[bytes]:
-    """The month's line CSV as chunks of bytes, for a streamed download."""
-    return csv_export.iter_line_csv(month_rows(session, municipality_id=municipality_id, period=period))
+    """The month's line CSV as chunks of bytes, for a streamed download: the header, then each
+    statement's lines (operators in code order), one row per line with the operator on each row."""
+    statements = session.execute(
+        select(Statement.id, Statement.period)
+        .join(Operator, Operator.id == Statement.operator_id)
+        .where(Statement.municipality_id == municipality_id, Statement.period == period.replace(day=1))
+        .order_by(Operator.code)
+    ).all()
+    yield csv_export.BOM + csv_export.csv_rows([csv_export.LINE_HEADER])
+    for statement_id, statement_period in statements:
+        yield from line_csv_rows(session, statement_id, statement_period)
 
 
 def write_statement_csv(session: Session, statement_id: int, stream: BinaryIO) -> int:
@@ -112,111 +113,262 @@ def write_statement_csv(session: Session, statement_id: int, stream: BinaryIO) -
 
     Raises NotFound statement.not_found.
     """
-    doc = statement_doc(session, statement_id, with_lines=False)
-    return csv_export.write_statement_csv(stream, doc, line_docs(session, statement_id))
+    _write(stream, statement_csv_chunks(session, statement_id))
+    return _line_count(session, StatementLine.statement_id == statement_id)
 
 
 def statement_csv_chunks(session: Session, statement_id: int) -> Iterator[bytes]:
-    """One statement's CSV as chunks of bytes, for a streamed download. Raises NotFound at once."""
+    """One statement's CSV as chunks of bytes, for a streamed download: its lines, then a blank row and
+    its totals. Raises NotFound at once."""
     doc = statement_doc(session, statement_id, with_lines=False)
-    return csv_export.iter_statement_csv(doc, line_docs(session, statement_id))
+    return _statement_csv_chunks(session, statement_id, doc)
+
+
+def _statement_csv_chunks(session: Session, statement_id: int, doc: StatementDoc) -> Iterator[bytes]:
+    yield csv_export.BOM + csv_export.csv_rows([csv_export.LINE_HEADER])
+    yield from line_csv_rows(session, statement_id, doc.period)
+    yield csv_export.csv_rows([[], *csv_export.totals_rows(doc)])
+
+
+def _write(stream: BinaryIO, chunks: Iterator[bytes]) -> None:
+    for chunk in chunks:
+        stream.write(chunk)
+
+
+def _line_count(session: Session, *where: Any) -> int:
+    return session.scalar(select(func.count()).select_from(StatementLine).where(*where)) or 0
+
+
+class jst_minute(FunctionElement[str]):  # noqa: N801 -- a SQL function, named like one
+    """`YYYY/MM/DD HH:MM` in Japan time, as the CSV shows a moment (NULL stays NULL)."""
+
+    type = String()
+    name = "jst_minute"
+    inherit_cache = True
+
+
+@compiles(jst_minute, "postgresql")
+def _jst_minute_postgresql(element: jst_minute, compiler: Any, **kw: Any) -> str:
+    moment = compiler.process(element.clauses, **kw)
+    return f"to_char(({moment}) AT TIME ZONE 'Asia/Tokyo', 'YYYY/MM/DD HH24:MI')"
+
+
+@compiles(jst_minute, "sqlite")
+def _jst_minute_sqlite(element: jst_minute, compiler: Any, **kw: Any) -> str:
+    # SQLite keeps UTCDateTime as naive UTC text; Japan has kept +9 hours without summer time since 1951.
+    return f"strftime('%Y/%m/%d %H:%M', {compiler.process(element.clauses, **kw)}, '+9 hours')"
+
+
+def _cell(text_value: Any) -> Any:
+    """A text cell as the CSV writes it: guarded against Excel formulas (csv_export.FORMULA_TRIGGERS
+    get a leading apostrophe), line breaks as LF (each becomes CRLF with the rows' ends, `_crlf`), and
+    empty as NULL, which the database's CSV writes as nothing at all."""
+    text_value = func.replace(text_value, "\r\n", "\n")
+    guarded = case(
+        (func.substr(text_value, 1, 1).in_(csv_export.FORMULA_TRIGGERS), literal("'") + text_value),
+        else_=text_value,
+    )
+    return func.nullif(guarded, "")
+
+
+def _line_csv_query(session: Session, statement_id: int) -> Select[*tuple[Any, ...]]:
+    """One statement's line rows, every cell formatted as csv_export.LINE_HEADER says, in line order.
+
+    What is the same on every row (the statement's own cells) and the few names lines refer to (the
+    city's programs and districts, its operators' vehicles) are formatted here once, in Python, and
+    handed to the database as values: per line it only looks up a name by id and formats the time,
+    the note and the numbers.
+    """
+    statement = session.get(Statement, statement_id)
+    if statement is None:
+        raise NotFound("statement.not_found")
+    operator = session.get(Operator, statement.operator_id)
+    municipality = session.get(Municipality, statement.municipality_id)
+    assert operator is not None  # the foreign keys guarantee both
+    assert municipality is not None
+    operators = select(Operator.id).where(Operator.municipality_id == municipality.id)
+    return (
+        select(
+            *(
+                literal(csv_export.cell_text(value) or None, String)
+                for value in (
+                    csv_export.period_text(statement.period),
+                    statement.number,
+                    municipality.code,
+                    operator.code,
+                    operator.name,
+                )
+            ),
+            StatementLine.line_no,
+            case(
+                {StatementLineKind(kind): label for kind, label in LINE_KIND_LABELS.items()},
+                value=StatementLine.kind,
+            ),
+            jst_minute(StatementLine.boarded_at),
+            cast(StatementLine.ride_id, String),
+            _named(
+                session,
+                StatementLine.program_id,
+                Program.id,
+                Program.name,
+                Program.municipality_id == municipality.id,
+            ),
+            _named(
+                session,
+                StatementLine.district_id,
+                District.id,
+                District.name,
+                District.municipality_id == municipality.id,
+            ),
+            _named(
+                session,
+                StatementLine.vehicle_id,
+                Vehicle.id,
+                Vehicle.registration,
+                Vehicle.operator_id.in_(operators),
+            ),
+            StatementLine.meter_fare,
+            StatementLine.rider_share,
+            StatementLine.subsidy_amount,
+            _cell(StatementLine.note),
+        )
+        .where(StatementLine.statement_id == statement_id)
+        .order_by(StatementLine.line_no)
+    )
+
+
+def _named(session: Session, reference: Any, key: Any, name: Any, among: Any) -> Any:
+    """The cell naming what `reference` refers to: the names `among` are read and formatted once and
+    looked up by id on every row; one outside them (never expected) is read from its table."""
+    names = {
+        row[0]: csv_export.cell_text(row[1]) or None
+        for row in session.execute(select(key, name).where(among))
+    }
+    fallback = _cell(select(name).where(key == reference).scalar_subquery())
+    if not names:
+        return fallback
+    return case(names, value=reference, else_=fallback)
+
+
+def line_csv_rows(session: Session, statement_id: int, period: date) -> Iterator[bytes]:
+    """One statement's line rows as CSV bytes (CRLF line ends), formatted by the database: on PostgreSQL
+    streamed by COPY, elsewhere read a batch at a time and written by Python's csv module. Either way no
+    line passes through Python one object at a time, and memory never grows with the statement."""
+    query = _line_csv_query(session, statement_id)
+    bulk.for_a_month_of_lines(session)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        # render_postcompile: the IN of formula triggers is an expanding parameter, which COPY cannot take.
+        compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+        raw = connection.connection.driver_connection
+        assert raw is not None
+        with (
+            raw.cursor() as cursor,
+            cursor.copy(f"COPY ({compiled}) TO STDOUT (FORMAT csv)", compiled.params) as copy,
+        ):
+            for chunk in copy:
+                yield _crlf(bytes(chunk))
+        return
+    for rows in connection.execute(query.execution_options(yield_per=LINE_FETCH_SIZE)).partitions():
+        yield _crlf(csv_export.csv_rows(rows))
+
+
+def _crlf(data: bytes) -> bytes:
+    """Every line end CRLF, as Excel and RFC 4180 want: COPY ends rows with LF, Python's csv with CRLF,
+    and a line break inside a quoted note (LF, see `_cell`) becomes CRLF too, so both databases write
+    the same bytes."""
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def statement_pdf_doc(
-    session: Session, statement_id: int, *, line_limit: int = PDF_LINE_LIMIT
+    session: Session,
+    statement_id: int,
+    *,
+    line_limit: int = PDF_LINE_LIMIT,
+    attention_limit: int = PDF_ATTENTION_LIMIT,
 ) -> StatementDoc:
     """The statement as the PDF prints it: totals, breakdowns by kind and program, and its lines, all of
     them up to `line_limit`; beyond that, the breakdown by day and only the lines that are not ordinary
-    rides (at most `line_limit`), with `line_count` saying how many lines the statement has.
+    rides (at most `attention_limit`), with `line_count` saying how many lines the statement has.
 
     Raises NotFound statement.not_found.
     """
     doc = statement_doc(session, statement_id, with_lines=False)
-    count = (
-        session.scalar(
-            select(func.count()).select_from(StatementLine).where(StatementLine.statement_id == statement_id)
-        )
-        or 0
-    )
-    doc = replace(
-        doc,
-        kind_summary=_kind_summary(session, statement_id),
-        program_summary=_program_summary(session, statement_id),
-    )
+    count, by_kind, by_program, by_day = _breakdowns(session, statement_id, doc.period)
+    doc = replace(doc, kind_summary=by_kind, program_summary=by_program)
     if count <= line_limit:
         return replace(doc, lines=list(line_docs(session, statement_id)))
-    exceptions = list(line_docs(session, statement_id, not_kind=StatementLineKind.RIDE, limit=line_limit))
-    return replace(
-        doc, lines=exceptions, line_count=count, day_summary=_day_summary(session, statement_id, doc.period)
+    exceptions = list(
+        line_docs(session, statement_id, not_kind=StatementLineKind.RIDE, limit=attention_limit)
     )
+    return replace(doc, lines=exceptions, line_count=count, day_summary=by_day)
 
 
-def _summary_columns() -> tuple[Any, ...]:
-    return (
-        func.count(),
-        func.coalesce(func.sum(StatementLine.meter_fare), 0),
-        func.coalesce(func.sum(StatementLine.rider_share), 0),
-        func.coalesce(func.sum(StatementLine.subsidy_amount), 0),
-    )
+@dataclass
+class _Sums:
+    lines: int = 0
+    meter_fare: int = 0
+    rider_share: int = 0
+    subsidy_amount: int = 0
+
+    def add(self, lines: int, meter_fare: int, rider_share: int, subsidy_amount: int) -> None:
+        self.lines += lines
+        self.meter_fare += meter_fare
+        self.rider_share += rider_share
+        self.subsidy_amount += subsidy_amount
+
+    def row(self, label: str) -> SummaryRow:
+        return SummaryRow(label, self.lines, self.meter_fare, self.rider_share, self.subsidy_amount)
 
 
-def _kind_summary(session: Session, statement_id: int) -> list[SummaryRow]:
-    rows = session.execute(
-        select(StatementLine.kind, *_summary_columns())
-        .where(StatementLine.statement_id == statement_id)
-        .group_by(StatementLine.kind)
-    ).all()
-    by_kind = {StatementLineKind(row[0]).value: row for row in rows}
-    return [
-        SummaryRow(LINE_KIND_LABELS[kind], int(row[1]), int(row[2]), int(row[3]), int(row[4]))
-        for kind in LINE_KIND_LABELS
-        if (row := by_kind.get(kind)) is not None
-    ]
-
-
-def _program_summary(session: Session, statement_id: int) -> list[SummaryRow]:
-    rows = session.execute(
-        select(func.coalesce(Program.name, ""), *_summary_columns())
-        .select_from(StatementLine)
-        .outerjoin(Program, Program.id == StatementLine.program_id)
-        .where(
-            StatementLine.statement_id == statement_id,
-            StatementLine.kind != StatementLineKind.ADJUSTMENT,
-        )
-        .group_by(Program.name)
-        .order_by(Program.name)
-    ).all()
-    return [SummaryRow(str(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows]
-
-
-def _day_summary(session: Session, statement_id: int, period: date) -> list[SummaryRow]:
-    """Ride lines of the period by day of boarding in Japan time (prior-period lines are in the kind
-    breakdown). The day is found by comparing with each Japan midnight, which any database can do."""
+def _breakdowns(
+    session: Session, statement_id: int, period: date
+) -> tuple[int, list[SummaryRow], list[SummaryRow], list[SummaryRow]]:
+    """The statement's line count and its breakdowns by kind, by program (adjustments apart) and by
+    day of boarding in Japan time (ride lines of the period only; prior-period lines are in the kind
+    breakdown), from one pass over its lines grouped by all three at once."""
     start, end = period_bounds(period)
-    days: list[date] = []
-    day = period.replace(day=1)
-    while japan_midnight(day) < end:
-        days.append(day)
-        day += timedelta(days=1)
-    day_of = case(
-        *((StatementLine.boarded_at < japan_midnight(d + timedelta(days=1)), d.day) for d in days),
-        else_=0,
+    of_the_period = and_(
+        StatementLine.ride_id.is_not(None), StatementLine.boarded_at >= start, StatementLine.boarded_at < end
     )
     rows = session.execute(
-        select(day_of.label("day"), *_summary_columns())
-        .where(
-            StatementLine.statement_id == statement_id,
-            StatementLine.ride_id.is_not(None),
-            StatementLine.boarded_at >= start,
-            StatementLine.boarded_at < end,
+        select(
+            StatementLine.kind.label("kind"),
+            StatementLine.program_id.label("program"),
+            # The day of the month in Japan time: characters 9–10 of `YYYY/MM/DD HH:MM`.
+            case(
+                (of_the_period, cast(func.substr(jst_minute(StatementLine.boarded_at), 9, 2), Integer)),
+                else_=0,
+            ).label("day"),
+            func.count(),
+            func.coalesce(func.sum(StatementLine.meter_fare), 0),
+            func.coalesce(func.sum(StatementLine.rider_share), 0),
+            func.coalesce(func.sum(StatementLine.subsidy_amount), 0),
         )
-        .group_by(day_of)
-        .order_by(day_of)
+        .where(StatementLine.statement_id == statement_id)
+        .group_by("kind", "program", "day")
     ).all()
-    return [
-        SummaryRow(f"{period.month}月{int(row[0])}日", int(row[1]), int(row[2]), int(row[3]), int(row[4]))
-        for row in rows
-    ]
+    program_ids = {row[1] for row in rows if row[1] is not None}
+    names = dict(session.execute(select(Program.id, Program.name).where(Program.id.in_(program_ids))).all())
+    count = 0
+    kinds: dict[str, _Sums] = {}
+    programs: dict[str, _Sums] = {}
+    days: dict[int, _Sums] = {}
+    for kind, program_id, day, *sums in rows:
+        amounts = tuple(int(value) for value in sums)
+        count += amounts[0]
+        kind = StatementLineKind(kind).value
+        kinds.setdefault(kind, _Sums()).add(*amounts)
+        if kind != StatementLineKind.ADJUSTMENT.value:
+            programs.setdefault(str(names.get(program_id, "")), _Sums()).add(*amounts)
+        if day:
+            days.setdefault(int(day), _Sums()).add(*amounts)
+    return (
+        count,
+        [kinds[kind].row(LINE_KIND_LABELS[kind]) for kind in LINE_KIND_LABELS if kind in kinds],
+        [programs[name].row(name) for name in sorted(programs)],
+        [days[day].row(f"{period.month}月{day}日") for day in sorted(days)],
+    )
 
 
 def remitter_of(session: Session, municipality_id: int) -> Remitter:
@@ -324,7 +476,6 @@ def line_docs(
 ) -> Iterator[StatementLineDoc]:
     """The statement's lines in order, read from a server-side cursor LINE_FETCH_SIZE at a time
     (optionally leaving out one kind, at most `limit` of them)."""
-    ride = aliased(Ride)
     query = (
         select(
             StatementLine.line_no,
@@ -341,9 +492,7 @@ def line_docs(
         )
         .outerjoin(Program, Program.id == StatementLine.program_id)
         .outerjoin(Vehicle, Vehicle.id == StatementLine.vehicle_id)
-        .outerjoin(ride, ride.id == StatementLine.ride_id)
-        .outerjoin(Resident, Resident.id == ride.resident_id)
-        .outerjoin(District, District.id == Resident.district_id)
+        .outerjoin(District, District.id == StatementLine.district_id)
         .where(StatementLine.statement_id == statement_id)
         .order_by(StatementLine.line_no)
         .execution_options(yield_per=LINE_FETCH_SIZE)

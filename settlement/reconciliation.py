@@ -90,7 +90,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
-from settlement.exports.csv_export import BOM, _jst_text, _text
+from settlement.exports.csv_export import BOM, _jst_text, cell_text
 from voucher_api.clock import JST
 from voucher_api.models import Ride, RideStatus, Statement, StatementLine, StatementLineKind, Vehicle
 from voucher_api.services.errors import Conflict, DomainError, NotFound, Refused, message_for
@@ -480,7 +480,7 @@ class Fleet:
 def _ride_lines_query(statement_id: int) -> Any:
     return (
         select(
-            StatementLine.id,
+            StatementLine.line_no,  # the line's identity within its statement
             StatementLine.line_no,
             StatementLine.kind,
             StatementLine.ride_id,
@@ -1022,8 +1022,8 @@ def reconciliation_csv(result: Reconciliation, missing: Iterable[StatementRide],
                 pair.line.ride_id,
                 _jst_text(pair.line.boarded_at),
                 _jst_text(pair.row.boarded_at),
-                _text(pair.line.vehicle),
-                _text(pair.row.vehicle),
+                cell_text(pair.line.vehicle),
+                cell_text(pair.row.vehicle),
                 pair.line.meter_fare,
                 pair.row.meter_fare,
                 pair.meter_fare_difference,
@@ -1042,7 +1042,7 @@ def reconciliation_csv(result: Reconciliation, missing: Iterable[StatementRide],
                 line.ride_id,
                 _jst_text(line.boarded_at),
                 "",
-                _text(line.vehicle),
+                cell_text(line.vehicle),
                 "",
                 line.meter_fare,
                 "",
@@ -1063,23 +1063,23 @@ def reconciliation_csv(result: Reconciliation, missing: Iterable[StatementRide],
                 "",
                 _jst_text(item.row.boarded_at),
                 "",
-                _text(item.row.vehicle),
+                cell_text(item.row.vehicle),
                 "",
                 item.row.meter_fare,
                 item.row.meter_fare,
                 "",
                 _blank(item.row.subsidy),
                 _blank(item.row.subsidy),
-                _text(item.note(lang)),
+                cell_text(item.note(lang)),
             ]
         )
     for error in result.errors:
-        writer.writerow(["読めない行", error.row, *([""] * 12), _text(error.reason(lang))])
+        writer.writerow(["読めない行", error.row, *([""] * 12), cell_text(error.reason(lang))])
     totals = result.totals
     writer.writerow([])
     writer.writerows(
         [
-            ["精算書番号", _text(result.number)],
+            ["精算書番号", cell_text(result.number)],
             ["一致件数", totals.matched],
             ["うち差異あり", totals.differing],
             ["ログになし件数", totals.missing],

@@ -8,32 +8,45 @@ period again never duplicates a statement (unique operator + period) or a line (
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, insert, or_, select, text, update
+from sqlalchemy import (
+    Select,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
+from settlement import bulk
 from settlement.statements import (
-    LineDraft,
+    LineRules,
     ProgramTerms,
-    RideRow,
-    StatementBuilder,
+    Totals,
     format_period,
     period_bounds,
     statement_number,
 )
 from voucher_api.clock import japan_date, japan_midnight, next_month, previous_month
 from voucher_api.models import (
-    Entitlement,
     Municipality,
     Operator,
     Program,
+    Resident,
     Ride,
-    RideStatus,
     RunStatus,
     SettlementRun,
     Statement,
@@ -50,8 +63,6 @@ STALE_RUN_AFTER = timedelta(hours=6)
 died with the broker message lost); a new run of the period may then start. Closing is idempotent, so
 a late task of the abandoned run can do no harm."""
 
-RIDE_FETCH_SIZE = 5_000
-"""Rides read and lines written per round trip when a statement is rebuilt."""
 TRIGGERS = ("api", "cli", "beat")
 
 
@@ -331,35 +342,18 @@ def _statement_for(session: Session, run: SettlementRun, operator: Operator, now
 
 
 def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: datetime) -> None:
-    """Rewrite a draft's lines and totals from the rides, streaming: memory does not grow with the month.
-
-    The candidate rides come from a server-side cursor in boarding order, a batch at a time; each batch's
-    lines are written (COPY on PostgreSQL) before the next is read, and the totals are summed as they go.
+    """Rewrite a draft's lines and totals from the rides, inside the database: one INSERT … SELECT
+    writes every ride line (settlement.statements.LineRules), numbered in boarding order; the draft's
+    adjustment lines are kept and follow them; the totals are summed over the lines written. Memory
+    does not grow with the month, and no ride passes through Python.
     """
     session.flush()  # the Core statements below go around the Session's autoflush
+    bulk.for_a_month_of_lines(session)
     adjustments = [
-        LineDraft(
-            kind=StatementLineKind.ADJUSTMENT,
-            ride_id=None,
-            boarded_at=row.boarded_at,
-            program_id=row.program_id,
-            vehicle_id=row.vehicle_id,
-            meter_fare=row.meter_fare,
-            rider_share=row.rider_share,
-            subsidy_amount=row.subsidy_amount,
-            note=row.note,
-        )
+        dict(row._mapping)
         # Plain rows, not ORM objects: the lines are deleted and rewritten below with Core statements.
         for row in session.execute(
-            select(
-                StatementLine.boarded_at,
-                StatementLine.program_id,
-                StatementLine.vehicle_id,
-                StatementLine.meter_fare,
-                StatementLine.rider_share,
-                StatementLine.subsidy_amount,
-                StatementLine.note,
-            )
+            select(*(getattr(StatementLine, column) for column in _ADJUSTMENT_COLUMNS))
             .where(
                 StatementLine.statement_id == statement.id,
                 StatementLine.kind == StatementLineKind.ADJUSTMENT,
@@ -372,14 +366,31 @@ def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: da
         .where(StatementLine.statement_id == statement.id)
         .execution_options(synchronize_session=False)
     )
-    builder = StatementBuilder(
-        _ProgramTermsCache(session, statement.municipality_id), period=run.period, now=now
+    rules = LineRules(
+        _program_terms(session, statement.municipality_id),
+        period=run.period,
+        now=now,
+        earlier_months=session.scalars(
+            select(Statement.period).where(
+                Statement.operator_id == statement.operator_id, Statement.period < run.period
+            )
+        ).all(),
     )
-    writer = _LineWriter(session, statement.id)
-    for batch in _candidate_batches(session, statement, run.period):
-        writer.write(line for line in map(builder.line, batch) if line is not None)
-    writer.write(builder.adjustment(line) for line in adjustments)
-    totals = builder.totals
+    ride_lines: int = session.execute(_ride_lines_insert(statement, rules)).rowcount  # type: ignore[attr-defined]
+    if adjustments:
+        session.execute(
+            insert(StatementLine),
+            [
+                {**line, "statement_id": statement.id, "line_no": ride_lines + number}
+                for number, line in enumerate(adjustments, start=1)
+            ],
+        )
+    totals = _line_totals(session, statement.id)
+    waiting_for_fare = session.scalar(
+        select(func.count())
+        .select_from(Ride)
+        .where(Ride.operator_id == statement.operator_id, rules.waiting_for_fare)
+    )
     statement.run_id = run.id
     statement.ride_count = totals.ride_count
     statement.fare_total = totals.fare_total
@@ -402,186 +413,125 @@ def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: da
             "number": statement.number,
             "rides": totals.ride_count,
             "amount_due": totals.amount_due,
-            "waiting_for_fare": builder.waiting_for_fare,
+            "waiting_for_fare": waiting_for_fare or 0,
         },
     )
 
 
-def _candidate_batches(session: Session, statement: Statement, period: date) -> Iterator[list[RideRow]]:
-    """The operator's rides of the period, and rides of earlier closed months on no statement yet, in
-    boarding order, in batches of at most RIDE_FETCH_SIZE.
-
-    An earlier month counts as closed for the operator when it has a statement of that month; rides of a
-    month never closed wait for that month's own run. The earlier months' rides (few: synced or given a
-    fare late) are read in full before any line is written; the period's rides come from a server-side
-    cursor while the lines are written, so they are read without a join to statement_lines (which grows
-    under the cursor). A ride of the period can only be on a later month's statement, as a prior-period
-    line; those few are looked up first and skipped.
-    """
-    start, end = period_bounds(period)
-    closed_months = session.scalars(
-        select(Statement.period).where(
-            Statement.operator_id == statement.operator_id, Statement.period < period
-        )
-    ).all()
-    if closed_months:
-        months = []
-        for month in closed_months:
-            month_start, month_end = period_bounds(month)
-            months.append(and_(Ride.boarded_at >= month_start, Ride.boarded_at < month_end))
-        other_line = aliased(StatementLine)
-        on_other_statement = exists().where(
-            other_line.ride_id == Ride.id, other_line.statement_id != statement.id
-        )
-        earlier = [
-            _ride_row(row)
-            for row in session.connection().execute(
-                _candidates(statement.operator_id).where(or_(*months), ~on_other_statement)
-            )
-        ]
-        for first in range(0, len(earlier), RIDE_FETCH_SIZE):
-            yield earlier[first : first + RIDE_FETCH_SIZE]
-    later = aliased(Statement)
-    on_later_statement = set(
-        session.scalars(
-            select(StatementLine.ride_id)
-            .join(later, later.id == StatementLine.statement_id)
-            .where(
-                later.operator_id == statement.operator_id,
-                later.period > period,
-                StatementLine.ride_id.is_not(None),
-                StatementLine.boarded_at >= start,
-                StatementLine.boarded_at < end,
-            )
-        )
-    )
-    result = session.connection().execute(
-        _candidates(statement.operator_id)
-        .where(Ride.boarded_at >= start, Ride.boarded_at < end)
-        .execution_options(yield_per=RIDE_FETCH_SIZE)
-    )
-    for rows in result.partitions():
-        yield [_ride_row(row) for row in rows if row[0] not in on_later_statement]
-
-
-def _candidates(operator_id: int) -> Select[*tuple[Any, ...]]:
-    """The operator's rides that are not voided, with what a statement line needs, in boarding order."""
-    return (
-        select(
-            Ride.id,
-            Ride.status,
-            Ride.boarded_at,
-            Ride.program_id,
-            Ride.vehicle_id,
-            Entitlement.unit,
-            Ride.units_held,
-            Ride.meter_fare,
-            Ride.subsidy_amount,
-            Ride.rider_share,
-            Ride.review_code,
-        )
-        .join(Entitlement, Entitlement.id == Ride.entitlement_id)
-        .where(Ride.operator_id == operator_id, Ride.status != RideStatus.VOIDED)
-        .order_by(Ride.boarded_at, Ride.id)
-    )
-
-
-def _ride_row(row: Any) -> RideRow:
-    # Core rows, not ORM objects: the ORM's row processing costs more than the statement itself.
-    return RideRow(
-        ride_id=row[0],
-        status=str(row[1]),
-        boarded_at=row[2],
-        program_id=row[3],
-        vehicle_id=row[4],
-        unit=str(row[5]),
-        units_held=row[6],
-        meter_fare=row[7],
-        subsidy_amount=row[8],
-        rider_share=row[9],
-        review_code=row[10],
-    )
-
-
-class _ProgramTermsCache(dict[int, ProgramTerms]):
-    """The municipality's program terms, read once; a program not among them is read when first asked."""
-
-    def __init__(self, session: Session, municipality_id: int) -> None:
-        super().__init__()
-        self._session = session
-        self._load(Program.municipality_id == municipality_id)
-
-    def _load(self, condition: Any) -> None:
-        rows = self._session.execute(select(Program.id, Program.subsidy, Program.options).where(condition))
-        for row in rows:
-            self[row[0]] = ProgramTerms(subsidy=row[1], options=row[2] or {})
-
-    def __missing__(self, program_id: int) -> ProgramTerms:
-        self._load(Program.id == program_id)
-        if program_id not in self:
-            raise KeyError(program_id)
-        return self[program_id]
-
-
-class _LineWriter:
-    """Writes a statement's lines in bulk, numbered as they come: COPY on PostgreSQL (psycopg), the
-    driver's executemany elsewhere (SQLite). Never one ORM object per line."""
-
-    def __init__(self, session: Session, statement_id: int) -> None:
-        self.connection = session.connection()
-        self.statement_id = statement_id
-        self.line_no = 0
-        self.copy = (
-            self.connection.dialect.name == "postgresql" and self.connection.dialect.driver == "psycopg"
-        )
-
-    def write(self, lines: Iterable[LineDraft]) -> None:
-        """Write these lines after the ones already written."""
-        rows = [
-            (
-                self.statement_id,
-                number,
-                line.kind.value,
-                line.ride_id,
-                line.boarded_at,
-                line.program_id,
-                line.vehicle_id,
-                line.meter_fare,
-                line.rider_share,
-                line.subsidy_amount,
-                line.note[:200],
-            )
-            for number, line in enumerate(lines, start=self.line_no + 1)
-        ]
-        if not rows:
-            return
-        self.line_no += len(rows)
-        if self.copy:
-            raw = self.connection.connection.driver_connection
-            assert raw is not None
-            with raw.cursor() as cursor, cursor.copy(_COPY_LINES) as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        self.connection.execute(
-            insert(StatementLine), [dict(zip(_LINE_COLUMNS, row, strict=True)) for row in rows]
-        )
-
-
-_LINE_COLUMNS = (
-    "statement_id",
-    "line_no",
+_ADJUSTMENT_COLUMNS = (
     "kind",
-    "ride_id",
     "boarded_at",
     "program_id",
     "vehicle_id",
+    "district_id",
     "meter_fare",
     "rider_share",
     "subsidy_amount",
     "note",
 )
-_COPY_LINES = f"COPY statement_lines ({', '.join(_LINE_COLUMNS)}) FROM STDIN"
+_RIDE_LINE_COLUMNS = ("statement_id", "line_no", "kind", "ride_id", *_ADJUSTMENT_COLUMNS[1:])
+
+
+def _ride_lines_insert(statement: Statement, rules: LineRules) -> Any:
+    """INSERT … SELECT of the statement's ride lines: the operator's rides of the period that are on no
+    later statement, and the rides of earlier closed months that are on no statement yet, that settle now.
+
+    An earlier month counts as closed for the operator when it has a statement of that month; rides of
+    a month never closed wait for that month's own run. A ride of the period can only be on a later
+    month's statement (as a prior-period line): those few are looked up among the later statements'
+    lines, never by probing all of statement_lines for each ride.
+    """
+    period = rules.start, rules.end
+
+    def candidates(*where: Any) -> Select[*tuple[Any, ...]]:
+        return (
+            select(
+                Ride.id.label("ride_id"),
+                Ride.boarded_at,
+                Ride.program_id,
+                Ride.vehicle_id,
+                Resident.district_id,
+                rules.kind.label("kind"),
+                rules.meter_fare.label("meter_fare"),
+                rules.rider_share.label("rider_share"),
+                rules.subsidy_amount.label("subsidy_amount"),
+                rules.note.label("note"),
+            )
+            .join(Resident, Resident.id == Ride.resident_id)
+            .where(Ride.operator_id == statement.operator_id, rules.settles, *where)
+        )
+
+    later_statements = select(Statement.id).where(
+        Statement.operator_id == statement.operator_id, Statement.period > statement.period
+    )
+    on_later_statement = select(StatementLine.ride_id).where(
+        StatementLine.statement_id.in_(later_statements),
+        StatementLine.ride_id.is_not(None),
+        StatementLine.boarded_at >= period[0],
+        StatementLine.boarded_at < period[1],
+    )
+    parts = [
+        candidates(
+            Ride.boarded_at >= period[0], Ride.boarded_at < period[1], Ride.id.not_in(on_later_statement)
+        )
+    ]
+    if rules.earlier_months:
+        months = [
+            and_(Ride.boarded_at >= start, Ride.boarded_at < end)
+            for start, end in map(period_bounds, rules.earlier_months)
+        ]
+        on_a_statement = exists().where(StatementLine.ride_id == Ride.id)
+        parts.append(candidates(or_(*months), ~on_a_statement))
+    rides = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("candidates")
+    numbered = select(
+        literal(statement.id).label("statement_id"),
+        func.row_number().over(order_by=(rides.c.boarded_at, rides.c.ride_id)).label("line_no"),
+        rides.c.kind,
+        rides.c.ride_id,
+        rides.c.boarded_at,
+        rides.c.program_id,
+        rides.c.vehicle_id,
+        rides.c.district_id,
+        rides.c.meter_fare,
+        rides.c.rider_share,
+        rides.c.subsidy_amount,
+        rides.c.note,
+    )
+    # preserve_rowcount: SQLAlchemy reports an INSERT's rowcount only when asked.
+    return (
+        insert(StatementLine)
+        .from_select(list(_RIDE_LINE_COLUMNS), numbered)
+        .execution_options(preserve_rowcount=True)
+    )
+
+
+def _line_totals(session: Session, statement_id: int) -> Totals:
+    """The statement's sums over its lines: rides (every kind with a ride) count, fares and shares;
+    adjustments apart."""
+    is_adjustment = StatementLine.kind == StatementLineKind.ADJUSTMENT
+
+    def total(column: Any, *, adjustments: bool = False) -> Any:
+        chosen = is_adjustment if adjustments else not_(is_adjustment)
+        return func.coalesce(func.sum(case((chosen, column), else_=0)), 0)
+
+    row = session.execute(
+        select(
+            func.count(StatementLine.ride_id),
+            total(StatementLine.meter_fare),
+            total(StatementLine.rider_share),
+            total(StatementLine.subsidy_amount),
+            total(StatementLine.subsidy_amount, adjustments=True),
+        ).where(StatementLine.statement_id == statement_id)
+    ).one()
+    return Totals(*(int(value) for value in row))
+
+
+def _program_terms(session: Session, municipality_id: int) -> dict[int, ProgramTerms]:
+    """The terms of the municipality's programs, which its operators' rides are made under."""
+    rows = session.execute(
+        select(Program.id, Program.subsidy, Program.options).where(Program.municipality_id == municipality_id)
+    )
+    return {row[0]: ProgramTerms(subsidy=row[1], options=row[2] or {}) for row in rows}
 
 
 def _count_progress(session: Session, run_id: int) -> None:

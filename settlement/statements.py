@@ -1,4 +1,4 @@
-"""Pure computation of one operator's statement for one month: which rides make lines, and the totals.
+"""The rules of one operator's statement for one month: which rides make lines, with what amounts.
 
 Rules (DESIGN §4, §8):
 
@@ -17,19 +17,24 @@ Rules (DESIGN §4, §8):
 - adjustment lines (answers to disputes) are kept as they are and added after the ride lines;
 - amount due = subsidy total + adjustment total.
 
-Nothing here touches a database or a clock: the caller passes rows, program terms and `now`.
+`LineRules` states these rules as SQL expressions over a ride, so the close writes a month of lines in
+one statement inside the database (settlement.service). Nothing here runs a query or reads a clock: the
+caller passes the program terms, the period and `now`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from voucher_api.clock import JST, japan_midnight, next_month
-from voucher_api.models.rides import RideStatus
+from sqlalchemy import ColumnElement, and_, case, false, func, literal, not_, null, or_, select
+
+from voucher_api.clock import japan_midnight, next_month
+from voucher_api.models.entitlements import Entitlement
+from voucher_api.models.rides import Ride, RideStatus
 from voucher_api.models.settlement import StatementLineKind
 
 _PERIOD_TEXT = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -64,23 +69,6 @@ def statement_number(municipality_code: str, period: date, operator_code: str) -
 
 
 @dataclass(frozen=True, slots=True)
-class RideRow:
-    """What the statement needs to know about one ride (the database row, flattened)."""
-
-    ride_id: int
-    status: str
-    boarded_at: datetime
-    program_id: int
-    vehicle_id: int
-    unit: str  # the entitlement's unit: ride | ticket | yen
-    units_held: int
-    meter_fare: int | None = None
-    subsidy_amount: int | None = None
-    rider_share: int | None = None
-    review_code: str | None = None  # set on an offline ride that would have been refused online
-
-
-@dataclass(frozen=True, slots=True)
 class ProgramTerms:
     """The parts of a program's rules that settlement reads."""
 
@@ -110,21 +98,6 @@ class ProgramTerms:
 
 
 @dataclass(frozen=True, slots=True)
-class LineDraft:
-    """One statement line before it has a number."""
-
-    kind: StatementLineKind
-    ride_id: int | None
-    boarded_at: datetime | None
-    program_id: int | None
-    vehicle_id: int | None
-    meter_fare: int
-    rider_share: int
-    subsidy_amount: int
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Totals:
     """A statement's sums; adjustments apart from the rides."""
 
@@ -140,201 +113,168 @@ class Totals:
         return self.subsidy_total + self.adjustment_total
 
 
-@dataclass(frozen=True, slots=True)
-class StatementDraft:
-    """The lines in order (ride lines by boarding time, then adjustments), their totals, and how many
-    fare-less rides of the period were left for a later close because their grace time has not passed."""
-
-    lines: list[LineDraft]
-    totals: Totals
-    waiting_for_fare: int
+def month_note(month: date) -> str:
+    """The note that names the month a prior-period ride boarded in, e.g. `2026年9月の乗車`."""
+    return f"{month.year}年{month.month}月の乗車"
 
 
-def per_ride_cap(subsidy: Mapping[str, Any], unit: str, units_held: int) -> int:
-    """The most the program pays for one ride, given what boarding held.
+class LineRules:
+    """The rules above as SQL expressions over one ride (`Ride`, its `Entitlement` for the unit held),
+    for one statement: its period, the earlier closed months whose waiting rides it takes, the programs'
+    terms and `now`. The close selects `kind`, `meter_fare`, `rider_share`, `subsidy_amount` and `note`
+    for every ride that `settles`, and writes them with one INSERT … SELECT, so a month of a million
+    rides never passes through Python.
+
+    What depends on a program is decided here, in Python, once per program (`ProgramTerms`); what
+    depends on the ride is a CASE. A ride of a program missing from `programs` gets no amounts, which
+    the table's NOT NULL columns refuse: the close fails rather than settle a ride by unknown rules.
+    """
+
+    def __init__(
+        self,
+        programs: Mapping[int, ProgramTerms],
+        *,
+        period: date,
+        now: datetime,
+        earlier_months: Sequence[date] = (),
+    ) -> None:
+        self.programs = dict(programs)
+        self.start, self.end = period_bounds(period)
+        self.now = now
+        self.earlier_months = sorted(month.replace(day=1) for month in earlier_months)
+        ride = Ride
+        self._completed = and_(ride.status == RideStatus.COMPLETED, ride.meter_fare.is_not(None))
+        self._flagged = ride.review_code.is_not(None)
+        self._prior = ride.boarded_at < self.start
+
+    def _per_program(self, value: Callable[[ProgramTerms], Any]) -> ColumnElement[Any]:
+        whens = [(Ride.program_id == program_id, value(terms)) for program_id, terms in self.programs.items()]
+        return case(*whens, else_=null()) if whens else null()
+
+    @property
+    def overdue(self) -> ColumnElement[bool]:
+        """The ride has waited for its fare longer than its program allows."""
+        if not self.programs:
+            return false()
+        return or_(
+            *(
+                and_(Ride.program_id == program_id, Ride.boarded_at <= self.now - terms.fareless_after)
+                for program_id, terms in self.programs.items()
+            )
+        )
+
+    @property
+    def settles(self) -> ColumnElement[bool]:
+        """The ride makes a line now: not voided, and either completed or past its fare grace time
+        (a ride still waiting for its fare makes none; a later close picks it up)."""
+        return and_(Ride.status != RideStatus.VOIDED, or_(self._completed, self.overdue))
+
+    @property
+    def waiting_for_fare(self) -> ColumnElement[bool]:
+        """A ride of the period still without a fare and within its grace time."""
+        if not self.programs:
+            return false()
+        # Bounded by the longest grace time, so the count reads only the last hours of the month.
+        longest = max(terms.fareless_after for terms in self.programs.values())
+        return and_(
+            Ride.status == RideStatus.BOARDED,
+            Ride.boarded_at >= max(self.start, self.now - longest),
+            Ride.boarded_at < self.end,
+            not_(self.overdue),
+        )
+
+    @property
+    def kind(self) -> ColumnElement[str]:
+        return case(
+            (and_(self._completed, self._flagged), StatementLineKind.OFFLINE_CONFLICT.value),
+            (and_(self._completed, self._prior), StatementLineKind.PRIOR_PERIOD.value),
+            (self._completed, StatementLineKind.RIDE.value),
+            else_=StatementLineKind.FARELESS.value,
+        )
+
+    @property
+    def meter_fare(self) -> ColumnElement[int]:
+        return case((self._completed, Ride.meter_fare), else_=0)
+
+    @property
+    def rider_share(self) -> ColumnElement[int]:
+        return case((self._completed, func.coalesce(Ride.rider_share, 0)), else_=0)
+
+    @property
+    def subsidy_amount(self) -> ColumnElement[int]:
+        recorded = func.coalesce(Ride.subsidy_amount, 0)
+        offline_conflict = self._per_program(
+            lambda terms: recorded if terms.offline_loss_borne_by == "city" else literal(0)
+        )
+        fareless = self._per_program(
+            lambda terms: _per_ride_cap(terms.subsidy) if terms.fareless_rule == "cap" else literal(0)
+        )
+        return case(
+            (and_(self._completed, self._flagged), offline_conflict),
+            (self._completed, recorded),
+            else_=fareless,
+        )
+
+    @property
+    def note(self) -> ColumnElement[str]:
+        review = literal("要確認(") + Ride.review_code + literal(")")
+        offline = self._per_program(
+            lambda terms: (
+                literal("オフライン乗車・")
+                + review
+                + literal("・市負担" if terms.offline_loss_borne_by == "city" else "・事業者負担")
+            )
+        )
+        fareless = self._per_program(
+            lambda terms: literal(
+                "運賃未入力のため制度の上限額で精算"
+                if terms.fareless_rule == "cap"
+                else "運賃未入力のため助成なし"
+            )
+        ) + case((self._flagged, literal("・") + review), else_=literal(""))
+        own = case(
+            (and_(self._completed, self._flagged), offline),
+            (self._completed, literal("")),
+            else_=fareless,
+        )
+        month = self._earlier_month_note()
+        if month is None:
+            return func.substr(own, 1, 200)
+        prior = case(
+            (and_(self._completed, not_(self._flagged)), month),
+            else_=month + case((own == literal(""), literal("")), else_=literal("・") + own),
+        )
+        return func.substr(case((self._prior, prior), else_=own), 1, 200)
+
+    def _earlier_month_note(self) -> ColumnElement[str] | None:
+        if not self.earlier_months:
+            return None
+        whens = []
+        for month in self.earlier_months:
+            month_start, month_end = period_bounds(month)
+            whens.append(
+                (and_(Ride.boarded_at >= month_start, Ride.boarded_at < month_end), month_note(month))
+            )
+        return case(*whens, else_=literal(""))
+
+
+def _per_ride_cap(subsidy: Mapping[str, Any]) -> ColumnElement[int]:
+    """The most the program pays for one ride, given what boarding held:
 
     - ticket: the tickets held at boarding (at most `max_tickets_per_ride`) times their value;
     - percent_capped / fixed_copay: `cap_per_ride`, or else `shared_cap_per_person`; a `fixed_copay`
       program with neither has no cap to pay, so 0;
     - a yen budget never pays more than the yen held at boarding.
     """
-    formula = subsidy["formula"]
-    if formula == "ticket":
-        tickets = min(units_held, int(subsidy.get("max_tickets_per_ride") or units_held))
-        cap = tickets * int(subsidy["ticket_value"])
-    else:
-        cap = int(subsidy.get("cap_per_ride") or subsidy.get("shared_cap_per_person") or 0)
-    if unit == "yen":
-        cap = min(cap, units_held)
-    return max(cap, 0)
-
-
-def _month_note(boarded_at: datetime) -> str:
-    local = boarded_at.astimezone(JST)
-    return f"{local.year}年{local.month}月の乗車"
-
-
-def line_for(
-    ride: RideRow, terms: ProgramTerms, *, period_start: datetime, now: datetime
-) -> LineDraft | None:
-    """The line one ride makes on a statement whose period starts at `period_start`, or None.
-
-    None for a voided ride and for a ride still waiting for its fare within the grace time.
-    """
-    if ride.status == RideStatus.VOIDED:
-        return None
-    prior = ride.boarded_at < period_start
-    if ride.status == RideStatus.COMPLETED and ride.meter_fare is not None:
-        if ride.review_code is not None:
-            return _offline_conflict_line(ride, terms, prior=prior)
-        return LineDraft(
-            kind=StatementLineKind.PRIOR_PERIOD if prior else StatementLineKind.RIDE,
-            ride_id=ride.ride_id,
-            boarded_at=ride.boarded_at,
-            program_id=ride.program_id,
-            vehicle_id=ride.vehicle_id,
-            meter_fare=ride.meter_fare,
-            rider_share=ride.rider_share or 0,
-            subsidy_amount=ride.subsidy_amount or 0,
-            note=_month_note(ride.boarded_at) if prior else "",
+    held = Ride.units_held
+    if subsidy["formula"] == "ticket":
+        most = subsidy.get("max_tickets_per_ride")
+        tickets: ColumnElement[int] = (
+            case((held < int(most), held), else_=int(most)) if most else held  # type: ignore[assignment]
         )
-    if now < ride.boarded_at + terms.fareless_after:
-        return None
-    if terms.fareless_rule == "cap":
-        subsidy = per_ride_cap(terms.subsidy, ride.unit, ride.units_held)
-        note = "運賃未入力のため制度の上限額で精算"
+        cap: ColumnElement[int] = tickets * int(subsidy["ticket_value"])
     else:
-        subsidy = 0
-        note = "運賃未入力のため助成なし"
-    if ride.review_code is not None:
-        note = f"{note}・要確認({ride.review_code})"
-    if prior:
-        note = f"{_month_note(ride.boarded_at)}・{note}"
-    return LineDraft(
-        kind=StatementLineKind.FARELESS,
-        ride_id=ride.ride_id,
-        boarded_at=ride.boarded_at,
-        program_id=ride.program_id,
-        vehicle_id=ride.vehicle_id,
-        meter_fare=0,
-        rider_share=0,
-        subsidy_amount=subsidy,
-        note=note,
-    )
-
-
-def _offline_conflict_line(ride: RideRow, terms: ProgramTerms, *, prior: bool) -> LineDraft:
-    city_bears = terms.offline_loss_borne_by == "city"
-    note = f"オフライン乗車・要確認({ride.review_code})・{'市負担' if city_bears else '事業者負担'}"
-    if prior:
-        note = f"{_month_note(ride.boarded_at)}・{note}"
-    return LineDraft(
-        kind=StatementLineKind.OFFLINE_CONFLICT,
-        ride_id=ride.ride_id,
-        boarded_at=ride.boarded_at,
-        program_id=ride.program_id,
-        vehicle_id=ride.vehicle_id,
-        meter_fare=ride.meter_fare or 0,
-        rider_share=ride.rider_share or 0,
-        subsidy_amount=(ride.subsidy_amount or 0) if city_bears else 0,
-        note=note,
-    )
-
-
-@dataclass(slots=True)
-class RunningTotals:
-    """A statement's sums as its lines come, one at a time: rides (every kind with a ride) count, fares
-    and shares; adjustments apart. `totals_of` and `StatementBuilder` both add up through `add`."""
-
-    ride_count: int = 0
-    fare_total: int = 0
-    rider_share_total: int = 0
-    subsidy_total: int = 0
-    adjustment_total: int = 0
-
-    def add(self, line: LineDraft) -> None:
-        """Count one line in the sums."""
-        if line.kind == StatementLineKind.ADJUSTMENT:
-            self.adjustment_total += line.subsidy_amount
-            return
-        if line.ride_id is not None:
-            self.ride_count += 1
-        self.fare_total += line.meter_fare
-        self.rider_share_total += line.rider_share
-        self.subsidy_total += line.subsidy_amount
-
-    def totals(self) -> Totals:
-        """The sums so far."""
-        return Totals(
-            self.ride_count,
-            self.fare_total,
-            self.rider_share_total,
-            self.subsidy_total,
-            self.adjustment_total,
-        )
-
-
-def totals_of(lines: Iterable[LineDraft]) -> Totals:
-    """Sum the lines: rides (every kind with a ride) count, fares and shares; adjustments apart."""
-    running = RunningTotals()
-    for line in lines:
-        running.add(line)
-    return running.totals()
-
-
-class StatementBuilder:
-    """One operator's statement for one period, built one ride at a time, so a month of any size is
-    never held in memory: feed it the candidate rides in boarding order (`line` returns each ride's line
-    or None), then the adjustments; `totals` and `waiting_for_fare` are kept up to date as they come.
-
-    Rides boarded on or after the period's end are ignored. Raises KeyError when a ride's program is
-    missing from `programs`.
-    """
-
-    def __init__(self, programs: Mapping[int, ProgramTerms], *, period: date, now: datetime) -> None:
-        self.programs = programs
-        self.start, self.end = period_bounds(period)
-        self.now = now
-        self.running = RunningTotals()
-        self.waiting_for_fare = 0
-
-    def line(self, ride: RideRow) -> LineDraft | None:
-        """The line `ride` makes on this statement (counted in the totals), or None."""
-        if ride.boarded_at >= self.end:
-            return None
-        line = line_for(ride, self.programs[ride.program_id], period_start=self.start, now=self.now)
-        if line is not None:
-            self.running.add(line)
-        elif ride.status == RideStatus.BOARDED and ride.boarded_at >= self.start:
-            self.waiting_for_fare += 1
-        return line
-
-    def adjustment(self, line: LineDraft) -> LineDraft:
-        """Count an adjustment line (kept as it is, after the ride lines)."""
-        self.running.add(line)
-        return line
-
-    @property
-    def totals(self) -> Totals:
-        return self.running.totals()
-
-
-def build_statement(
-    rides: Iterable[RideRow],
-    programs: Mapping[int, ProgramTerms],
-    *,
-    period: date,
-    now: datetime,
-    adjustments: Sequence[LineDraft] = (),
-) -> StatementDraft:
-    """Lines and totals for one operator and one period, as a list (see `StatementBuilder` to stream).
-
-    `rides` are the operator's candidate rides: those boarded in the period, and those boarded earlier
-    that are on no statement yet (the caller decides which earlier months qualify). Rides boarded on or
-    after the period's end are ignored. Raises KeyError when a ride's program is missing from `programs`.
-    """
-    builder = StatementBuilder(programs, period=period, now=now)
-    lines = [line for line in map(builder.line, rides) if line is not None]
-    lines.sort(key=lambda item: (item.boarded_at or builder.start, item.ride_id or 0))
-    lines.extend(builder.adjustment(line) for line in adjustments)
-    return StatementDraft(lines=lines, totals=builder.totals, waiting_for_fare=builder.waiting_for_fare)
+        cap = literal(int(subsidy.get("cap_per_ride") or subsidy.get("shared_cap_per_person") or 0))
+    unit = select(Entitlement.unit).where(Entitlement.id == Ride.entitlement_id).scalar_subquery()
+    held_yen = and_(unit == "yen", held < cap)
+    return case((held_yen, held), (cap < 0, 0), else_=cap)

@@ -13,6 +13,11 @@ full close with its exports in a child process (bench.settlement.child), which r
 rides of month A are "synced late", so month B's statements carry prior-period lines. Month B's floor
 is measured before and after its close; the ratio uses the faster.
 
+Next to the floor, and not part of it, a reference: the bare write of the month's lines (the rides
+INSERT … SELECT'ed, numbered, into a table with only the two keys a line needs), the least any design
+that keeps lines must spend before applying a single rule; the close's distance from it is the cost of
+the rules, the checks and the statement's bookkeeping.
+
 Prints a table (floor, close, sign-off, each export, total, ratio = total / floor, peak RSS at both sizes)
 and checks that every statement's ride lines add up to the floor's aggregation of completed rides.
 Exit status 0; 1 only on an error (a failed step or totals that do not match), never on a speed target.
@@ -77,6 +82,8 @@ class Floor:
     copy_s: float
     copy_bytes: int
     by_operator: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    write_s: float | None = None
+    """Not part of the floor: the bare write of the month's lines (see measure_write_reference)."""
 
     @property
     def total_s(self) -> float:
@@ -126,6 +133,38 @@ def measure_floor(url: str, municipality_id: int, month: date, out: Path) -> Flo
         size,
         {int(row[0]): (int(row[1]), int(row[2]), int(row[3]), int(row[4])) for row in rows},
     )
+
+
+WRITE_REFERENCE = (
+    "CREATE TABLE bench_write_reference (statement_id bigint NOT NULL, line_no integer NOT NULL,"
+    " ride_id bigint, boarded_at timestamptz, meter_fare integer, rider_share integer,"
+    " subsidy_amount integer, PRIMARY KEY (statement_id, line_no), UNIQUE (ride_id))"
+)
+
+
+def measure_write_reference(url: str, municipality_id: int, month: date) -> float:
+    """A reference next to the floor, not part of it: the least any design that keeps a statement's lines
+    can write — the month's rides INSERT … SELECT'ed, numbered per operator, into a bare table with the
+    two keys a line needs (its statement and number; its ride, once), no rules, no checks. The table is
+    dropped again."""
+    start, end = period_bounds(month)
+    with psycopg.connect(_psycopg_url(url)) as conn:
+        conn.execute(WRITE_REFERENCE)
+        conn.commit()
+        started = time.perf_counter()
+        conn.execute(
+            "INSERT INTO bench_write_reference SELECT operator_id,"
+            " row_number() OVER (PARTITION BY operator_id ORDER BY boarded_at, id), id, boarded_at,"
+            " meter_fare, rider_share, subsidy_amount FROM rides"
+            " WHERE municipality_id = %(m)s AND boarded_at >= %(s)s AND boarded_at < %(e)s"
+            " AND status <> 'voided'",
+            {"m": municipality_id, "s": start, "e": end},
+        )
+        conn.commit()
+        written = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_write_reference")
+        conn.commit()
+    return written
 
 
 @dataclass
@@ -249,6 +288,10 @@ def format_report(small: Measured, large: Measured, heading: str) -> str:
     add("floor total", _s(small.floor.total_s), _s(large.floor.total_s))
     if large.floor_after is not None:
         add("floor total, after the close", "", _s(large.floor_after.total_s))
+    if small.floor.write_s is not None and large.floor.write_s is not None:
+        add(
+            "reference (not floor): bare write of the lines", _s(small.floor.write_s), _s(large.floor.write_s)
+        )
     add("close (start/begin/5 operators/finish)", _s(small.close_s), _s(large.close_s))
     for key, label in (
         ("sign_off", "sign-off (confirm + approve)"),
@@ -290,6 +333,7 @@ def _as_json(measured: Measured) -> dict[str, Any]:
         "floor_aggregation_s": measured.floor.aggregation_s,
         "floor_copy_s": measured.floor.copy_s,
         "floor_after_s": measured.floor_after.total_s if measured.floor_after else None,
+        "write_reference_s": measured.floor.write_s,
         "close_s": measured.close_s,
         "timings": measured.child["timings"],
         "total_s": measured.total_s,
@@ -377,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
 def measure_month(url: str, city: SeededCity, month: date, now: datetime, rides: int, out: Path) -> Measured:
     out.mkdir(parents=True, exist_ok=True)
     floor = measure_floor(url, city.municipality_id, month, out)
+    floor.write_s = measure_write_reference(url, city.municipality_id, month)
     child, peak = run_child(
         {
             "database_url": url,

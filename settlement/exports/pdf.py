@@ -318,13 +318,18 @@ def _breakdowns(doc: StatementDoc) -> list[Any]:
 def _lines_heading(doc: StatementDoc) -> list[Any]:
     if doc.line_count is None:
         return [_paragraph("明細", BODY)]
+    attention = sum(row.lines for row in doc.kind_summary if row.label != LINE_KIND_LABELS["ride"])
+    listed = (
+        f"確認が必要な明細{len(doc.lines):,}件"
+        if len(doc.lines) >= attention
+        else f"確認が必要な明細{attention:,}件のうち{len(doc.lines):,}件"
+    )
     return [
         _paragraph("明細(通常の乗車以外: 前月以前分・要確認・料金未入力・調整)", BODY),
         Spacer(1, 1 * mm),
         _paragraph(
-            f"この精算書の明細は全{doc.line_count:,}件です。PDFには内訳と、確認が必要な明細"
-            f"{len(doc.lines):,}件を載せています。全件の明細は精算書CSV(精算書番号 "
-            f"{doc.statement_number})に収録しています。",
+            f"この精算書の明細は全{doc.line_count:,}件です。PDFには内訳と、{listed}を載せています。"
+            f"全件の明細は精算書CSV(精算書番号 {doc.statement_number})に収録しています。",
             SMALL,
         ),
     ]

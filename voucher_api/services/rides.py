@@ -847,7 +847,7 @@ def void(session: Session, actor: Principal, *, ride_id: int, reason: str, now: 
     reference = ride.alighted_at or ride.boarded_at
     if actor.kind == "terminal" and now > reference + window:
         raise Refused("ride.void_window_passed")
-    settled = select(StatementLine.id).where(StatementLine.ride_id == ride.id)
+    settled = select(StatementLine.ride_id).where(StatementLine.ride_id == ride.id)
     if session.scalar(settled) is not None:
         raise Conflict("ride.settled")
     updated = session.execute(

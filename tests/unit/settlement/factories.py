@@ -7,12 +7,14 @@ state, without cards; their amounts follow the program's own formula so they sat
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from settlement.statements import statement_number
 from tests import factories as f
 from voucher_api.clock import JST
 from voucher_api.models import (
@@ -23,6 +25,10 @@ from voucher_api.models import (
     Resident,
     Ride,
     RideStatus,
+    Statement,
+    StatementLine,
+    StatementLineKind,
+    StatementStatus,
     Vehicle,
 )
 from voucher_api.services.program_rules import split_fare
@@ -128,3 +134,40 @@ def ride(
     session.add(made)
     session.flush()
     return made
+
+
+def statement_with(
+    session: Session,
+    town: City,
+    where: Fleet,
+    lines: Sequence[StatementLine],
+    *,
+    period: date = date(2026, 9, 1),
+) -> Statement:
+    """A draft statement of `where`'s operator holding `lines` (numbered 1, 2, … in the order given),
+    its totals added up from them."""
+    ride_lines = [line for line in lines if line.kind != StatementLineKind.ADJUSTMENT]
+    subsidy = sum(line.subsidy_amount for line in ride_lines)
+    adjustment = sum(line.subsidy_amount for line in lines if line.kind == StatementLineKind.ADJUSTMENT)
+    statement = Statement(
+        municipality_id=town.mun.id,
+        operator_id=where.operator.id,
+        period=period,
+        number=statement_number(town.mun.code, period, where.operator.code),
+        status=StatementStatus.DRAFT,
+        ride_count=len(ride_lines),
+        fare_total=sum(line.meter_fare for line in ride_lines),
+        rider_share_total=sum(line.rider_share for line in ride_lines),
+        subsidy_total=subsidy,
+        adjustment_total=adjustment,
+        amount_due=subsidy + adjustment,
+        generated_at=jst(2026, 10, 1, 2, 0),
+    )
+    session.add(statement)
+    session.flush()
+    for line_no, line in enumerate(lines, start=1):
+        line.statement_id = statement.id
+        line.line_no = line_no
+    session.add_all(lines)
+    session.flush()
+    return statement

@@ -10,10 +10,9 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from settlement.statements import statement_number
-from tests.unit.settlement.factories import City, Fleet, jst
+from tests.unit.settlement.factories import City, Fleet, statement_with
 from voucher_api.clock import JST
-from voucher_api.models import Ride, Statement, StatementLine, StatementLineKind, StatementStatus
+from voucher_api.models import Ride, Statement, StatementLine, StatementLineKind
 
 SEPTEMBER = date(2026, 9, 1)
 LOG_HEADER = ("乗車日時", "車両番号", "メーター料金", "助成額", "乗車番号")
@@ -56,30 +55,7 @@ def statement_of(
                 note="前月分の調整",
             )
         )
-    ride_lines = [line for line in lines if line.kind != StatementLineKind.ADJUSTMENT]
-    subsidy = sum(line.subsidy_amount for line in ride_lines)
-    adjustment = sum(adjustments)
-    statement = Statement(
-        municipality_id=town.mun.id,
-        operator_id=where.operator.id,
-        period=period,
-        number=statement_number(town.mun.code, period, where.operator.code),
-        status=StatementStatus.DRAFT,
-        ride_count=len(ride_lines),
-        fare_total=sum(line.meter_fare for line in ride_lines),
-        rider_share_total=sum(line.rider_share for line in ride_lines),
-        subsidy_total=subsidy,
-        adjustment_total=adjustment,
-        amount_due=subsidy + adjustment,
-        generated_at=jst(2026, 10, 1, 2, 0),
-    )
-    session.add(statement)
-    session.flush()
-    for line in lines:
-        line.statement_id = statement.id
-    session.add_all(lines)
-    session.flush()
-    return statement
+    return statement_with(session, town, where, lines, period=period)
 
 
 def when(moment: datetime) -> str:

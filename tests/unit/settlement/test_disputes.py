@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from settlement import disputes, documents, service
-from settlement.exports import csv_export, pdf
+from settlement.exports import pdf
 from tests.unit.settlement.factories import City, city, jst, ride
 from voucher_api.models import (
     AuditEntry,
@@ -545,7 +545,7 @@ def test_the_statement_document_shows_the_operators_response(session: Session, o
 def test_the_target_statement_prints_its_adjustment_line(session: Session, office: Office) -> None:
     target = adjust(session, office, 500).target
     doc = documents.statement_doc(session, target.id)
-    text = csv_export.statement_csv(doc).decode("utf-8-sig")
+    text = b"".join(documents.statement_csv_chunks(session, target.id)).decode("utf-8-sig")
     assert "062120-202609-OP01 の調整: 運賃の誤りを訂正" in text
     assert pdf.statement_pdf(doc).startswith(b"%PDF")
 

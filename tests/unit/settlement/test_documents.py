@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 from datetime import date
 
@@ -16,6 +17,10 @@ from voucher_api.models import StaffRole, Statement
 
 SEPTEMBER = date(2026, 9, 1)
 AFTER = jst(2026, 10, 1, 2, 0)
+
+
+def rows_of(data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
 def closed(session: Session, town: City) -> None:
@@ -85,18 +90,23 @@ def test_signatories_are_the_staff_who_confirmed_and_approved(session: Session) 
     assert (doc.status, doc.prepared_by, doc.approved_by) == ("approved", "窓口 太郎", "会計課長")
 
 
-def test_month_rows_stream_every_line_of_every_statement_into_the_month_csv(session: Session) -> None:
+def test_month_csv_streams_every_line_of_every_statement(session: Session) -> None:
     town = city(session, operators=2)
     for fleet in town.fleets:
         ride(session, town, fleet, boarded_at=jst(2026, 9, 3))
         ride(session, town, fleet, boarded_at=jst(2026, 9, 4))
     closed(session, town)
     stream = io.BytesIO()
-    written = csv_export.write_month_csv(
-        stream, documents.month_rows(session, municipality_id=town.mun.id, period=SEPTEMBER)
-    )
+    written = documents.write_month_csv(session, municipality_id=town.mun.id, period=SEPTEMBER, stream=stream)
+    rows = rows_of(stream.getvalue())
     assert written == 4
-    assert stream.getvalue().decode("utf-8-sig").count("062120-202609-OP02") == 2
+    assert rows[0] == list(csv_export.LINE_HEADER)
+    assert [(row[1], row[5], row[7]) for row in rows[1:]] == [
+        ("062120-202609-OP01", "1", "2026/09/03 10:00"),
+        ("062120-202609-OP01", "2", "2026/09/04 10:00"),
+        ("062120-202609-OP02", "1", "2026/09/03 10:00"),
+        ("062120-202609-OP02", "2", "2026/09/04 10:00"),
+    ]
 
 
 def test_only_approved_statements_with_money_due_become_transfers(session: Session) -> None:
@@ -120,18 +130,35 @@ def test_only_approved_statements_with_money_due_become_transfers(session: Sessi
     assert [(t.amount, t.customer_code) for t in transfers] == [(900, str(statement.id))]
 
 
-def test_streamed_statement_csv_is_the_csv_of_the_whole_document(session: Session) -> None:
+def test_written_statement_csv_is_its_streamed_csv_lines_then_totals(session: Session) -> None:
     town = city(session, operators=1)
     for day in (3, 4, 5):
         ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, day), fare=1200 + day)
-    ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 6), fare=None)
+    fareless = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 6), fare=None)
     closed(session, town)
     statement_id = first_statement(session, town).id
     stream = io.BytesIO()
     written = documents.write_statement_csv(session, statement_id, stream)
-    whole = csv_export.statement_csv(documents.statement_doc(session, statement_id))
+    whole = b"".join(documents.statement_csv_chunks(session, statement_id))
     assert (written, stream.getvalue()) == (4, whole)
-    assert b"".join(documents.statement_csv_chunks(session, statement_id)) == whole
+    rows = rows_of(whole)
+    assert [(row[5], row[6], row[12], row[14]) for row in rows[1:5]] == [
+        ("1", "乗車", "1203", "601"),
+        ("2", "乗車", "1204", "602"),
+        ("3", "乗車", "1205", "602"),
+        ("4", "料金未入力", "0", "0"),
+    ]
+    assert rows[4][8] == str(fareless.id)
+    assert "運賃未入力" in rows[4][15]
+    assert rows[5:] == [
+        [],
+        ["乗車件数", "4"],
+        ["運賃合計(円)", "3612"],
+        ["利用者負担合計(円)", "1807"],
+        ["助成額合計(円)", "1805"],
+        ["調整額(円)", "0"],
+        ["支払額(円)", "1805"],
+    ]
 
 
 def test_pdf_of_a_statement_over_the_line_limit_lists_only_the_lines_to_look_at(session: Session) -> None:

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from settlement import documents, reconciliation
-from settlement.exports import csv_export
 from settlement.reconciliation import (
     Fleet,
     LogRow,
@@ -509,7 +508,7 @@ def test_our_own_statement_csv_sent_back_matches_every_ride(session: Session) ->
         ride(session, town, op, boarded_at=jst(2026, 9, day, 10, 0), fare=1500 + day) for day in (2, 3, 9)
     ]
     statement = statement_of(session, town, op, made, adjustments=[700])
-    exported = csv_export.statement_csv(documents.statement_doc(session, statement.id))
+    exported = b"".join(documents.statement_csv_chunks(session, statement.id))
     result = _reconcile(session, town, statement.id, exported)
     assert (result.totals.matched, result.totals.missing, result.totals.extra, result.errors) == (3, 0, 0, [])
     assert result.totals.difference == 0

@@ -1,29 +1,27 @@
-"""The pure statement rules: which rides make lines, how fare-less rides are settled, the totals."""
+"""The statement rules (settlement.statements.LineRules): which rides make lines, with what amounts and
+notes, how fare-less rides are settled. Each case evaluates the rules' SQL over one ride in the test
+database, exactly as the close's INSERT … SELECT does; the close itself is tested in test_service."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from settlement.statements import (
-    LineDraft,
+    LineRules,
     ProgramTerms,
-    RideRow,
-    StatementBuilder,
-    build_statement,
     format_period,
-    line_for,
+    month_note,
     parse_period,
-    per_ride_cap,
     period_bounds,
     statement_number,
-    totals_of,
 )
-from tests.unit.settlement.factories import jst
-from voucher_api.models import StatementLineKind
+from tests.unit.settlement.factories import City, city, jst, ride
+from voucher_api.models import EntitlementUnit, Ride, StatementLineKind
 
 SEPTEMBER = date(2026, 9, 1)
 START, END = period_bounds(SEPTEMBER)
@@ -37,74 +35,106 @@ def terms(subsidy: dict[str, object] | None = None, **options: object) -> Progra
     return ProgramTerms(subsidy=subsidy or PERCENT, options={"fareless_after_hours": 12, **options})
 
 
-def row(
-    ride_id: int = 1,
+def line_of(
+    session: Session,
+    town: City,
+    made: Ride,
+    program_terms: ProgramTerms,
     *,
-    boarded_at: datetime | None = None,
-    status: str = "completed",
-    fare: int | None = 2000,
-    unit: str = "ride",
-    units_held: int = 1,
-    review_code: str | None = None,
-) -> RideRow:
-    subsidy = None if fare is None else min(fare // 2, 1000)
-    return RideRow(
-        ride_id=ride_id,
-        status=status,
-        boarded_at=boarded_at or jst(2026, 9, 10),
-        program_id=1,
-        vehicle_id=7,
-        unit=unit,
-        units_held=units_held,
-        meter_fare=fare,
-        subsidy_amount=subsidy,
-        rider_share=None if fare is None or subsidy is None else fare - subsidy,
-        review_code=review_code,
+    now: datetime = NOW,
+    earlier_months: tuple[date, ...] = (),
+) -> dict[str, Any] | None:
+    """The line the rules give `made` on September's statement, or None when it makes none now."""
+    rules = LineRules(
+        {town.program.id: program_terms}, period=SEPTEMBER, now=now, earlier_months=earlier_months
     )
+    row = session.execute(
+        select(
+            rules.settles.label("settles"),
+            rules.waiting_for_fare.label("waiting"),
+            rules.kind.label("kind"),
+            rules.meter_fare.label("meter_fare"),
+            rules.rider_share.label("rider_share"),
+            rules.subsidy_amount.label("subsidy_amount"),
+            rules.note.label("note"),
+        ).where(Ride.id == made.id)
+    ).one()
+    if not row.settles:
+        return None
+    return {
+        "kind": StatementLineKind(row.kind),
+        "meter_fare": row.meter_fare,
+        "rider_share": row.rider_share,
+        "subsidy_amount": row.subsidy_amount,
+        "note": row.note,
+        "waiting": bool(row.waiting),
+    }
 
 
-def test_completed_ride_of_the_period_is_a_ride_line_with_its_recorded_split() -> None:
-    line = line_for(row(fare=3000), terms(), period_start=START, now=NOW)
+@pytest.fixture
+def town(session: Session) -> City:
+    return city(session, operators=1)
+
+
+def test_completed_ride_of_the_period_is_a_ride_line_with_its_recorded_split(
+    session: Session, town: City
+) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), fare=3000)
+    line = line_of(session, town, made, terms())
     assert line is not None
-    assert (line.kind, line.meter_fare, line.subsidy_amount, line.rider_share) == (
+    assert (line["kind"], line["meter_fare"], line["subsidy_amount"], line["rider_share"], line["note"]) == (
         StatementLineKind.RIDE,
         3000,
+        made.subsidy_amount,
+        made.rider_share,
+        "",
+    )
+
+
+def test_voided_ride_makes_no_line(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), voided=True)
+    assert line_of(session, town, made, terms()) is None
+
+
+def test_ride_without_fare_within_grace_time_waits_for_a_later_close(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=NOW - timedelta(hours=3), fare=None)
+    rules = LineRules({town.program.id: terms()}, period=SEPTEMBER, now=NOW)
+    settles, waiting = session.execute(
+        select(rules.settles, rules.waiting_for_fare).where(Ride.id == made.id)
+    ).one()
+    assert (bool(settles), bool(waiting)) == (False, True)
+
+
+def test_fareless_ride_under_no_subsidy_rule_is_a_fareless_line_paying_nothing(
+    session: Session, town: City
+) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), fare=None)
+    line = line_of(session, town, made, terms(fareless_rule="no_subsidy"))
+    assert line is not None
+    assert (line["kind"], line["subsidy_amount"], line["meter_fare"], line["rider_share"]) == (
+        StatementLineKind.FARELESS,
+        0,
+        0,
+        0,
+    )
+    assert line["note"] == "運賃未入力のため助成なし"
+
+
+def test_fareless_ride_under_cap_rule_is_paid_the_programs_per_ride_cap(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), fare=None)
+    line = line_of(session, town, made, terms(fareless_rule="cap"))
+    assert line is not None
+    assert (line["kind"], line["subsidy_amount"], line["note"]) == (
+        StatementLineKind.FARELESS,
         1000,
-        2000,
+        "運賃未入力のため制度の上限額で精算",
     )
 
 
-def test_voided_ride_makes_no_line() -> None:
-    assert line_for(row(status="voided"), terms(), period_start=START, now=NOW) is None
-
-
-def test_ride_without_fare_within_grace_time_waits_for_a_later_close() -> None:
-    boarded = NOW - timedelta(hours=3)
-    draft = build_statement(
-        [row(boarded_at=boarded, status="boarded", fare=None)], {1: terms()}, period=SEPTEMBER, now=NOW
-    )
-    assert (draft.lines, draft.waiting_for_fare) == ([], 1)
-
-
-def test_fareless_ride_under_no_subsidy_rule_is_a_fareless_line_paying_nothing() -> None:
-    line = line_for(
-        row(status="boarded", fare=None), terms(fareless_rule="no_subsidy"), period_start=START, now=NOW
-    )
-    assert line is not None
-    assert (line.kind, line.subsidy_amount, line.meter_fare) == (StatementLineKind.FARELESS, 0, 0)
-
-
-def test_fareless_ride_under_cap_rule_is_paid_the_programs_per_ride_cap() -> None:
-    line = line_for(row(status="boarded", fare=None), terms(fareless_rule="cap"), period_start=START, now=NOW)
-    assert line is not None
-    assert (line.kind, line.subsidy_amount) == (StatementLineKind.FARELESS, 1000)
-
-
-def test_fareless_grace_time_is_the_programs_setting() -> None:
-    boarded = NOW - timedelta(hours=30)
-    ride = row(boarded_at=boarded, status="boarded", fare=None)
-    assert line_for(ride, terms(fareless_after_hours=48), period_start=START, now=NOW) is None
-    assert line_for(ride, terms(fareless_after_hours=24), period_start=START, now=NOW) is not None
+def test_fareless_grace_time_is_the_programs_setting(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=NOW - timedelta(hours=30), fare=None)
+    assert line_of(session, town, made, terms(fareless_after_hours=48)) is None
+    assert line_of(session, town, made, terms(fareless_after_hours=24)) is not None
 
 
 @pytest.mark.parametrize(
@@ -113,49 +143,104 @@ def test_fareless_grace_time_is_the_programs_setting() -> None:
         (PERCENT, "ride", 1, 1000),
         (TICKET, "ticket", 2, 1000),  # the tickets held at boarding, not the program's maximum
         (TICKET, "ticket", 3, 1500),
+        (TICKET, "ticket", 5, 1500),  # at most max_tickets_per_ride
+        ({**TICKET, "max_tickets_per_ride": None}, "ticket", 5, 2500),
         (PERCENT, "yen", 600, 600),  # a yen budget never pays more than it held
+        (PERCENT, "yen", 5000, 1000),
         (COPAY, "ride", 1, 0),  # a copay program without a cap has no cap to pay
         ({**COPAY, "cap_per_ride": 1500}, "ride", 1, 1500),
+        ({**COPAY, "shared_cap_per_person": 1200}, "ride", 1, 1200),
     ],
 )
-def test_per_ride_cap_follows_the_formula(subsidy: dict[str, object], unit: str, held: int, cap: int) -> None:
-    assert per_ride_cap(subsidy, unit, held) == cap
-
-
-@pytest.mark.parametrize(("bearer", "paid", "who"), [("city", 1000, "市負担"), ("operator", 0, "事業者負担")])
-def test_offline_ride_refused_online_is_flagged_and_paid_as_the_program_says(
-    bearer: str, paid: int, who: str
+def test_fareless_cap_follows_the_formula(
+    session: Session, town: City, subsidy: dict[str, object], unit: str, held: int, cap: int
 ) -> None:
-    ride = row(fare=2400, review_code="entitlement.exhausted")
-    line = line_for(ride, terms(offline_loss_borne_by=bearer), period_start=START, now=NOW)
+    town.entitlement.unit = EntitlementUnit(unit)
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), fare=None, units_held=held)
+    line = line_of(session, town, made, terms(subsidy, fareless_rule="cap"))
     assert line is not None
-    assert (line.kind, line.meter_fare, line.subsidy_amount) == (
+    assert line["subsidy_amount"] == cap
+
+
+@pytest.mark.parametrize(("bearer", "who"), [("city", "市負担"), ("operator", "事業者負担")])
+def test_offline_ride_refused_online_is_flagged_and_paid_as_the_program_says(
+    session: Session, town: City, bearer: str, who: str
+) -> None:
+    made = ride(
+        session,
+        town,
+        town.fleets[0],
+        boarded_at=jst(2026, 9, 10),
+        fare=2400,
+        review_code="entitlement.exhausted",
+    )
+    line = line_of(session, town, made, terms(offline_loss_borne_by=bearer))
+    assert line is not None
+    paid = made.subsidy_amount if bearer == "city" else 0
+    assert (line["kind"], line["meter_fare"], line["subsidy_amount"], line["note"]) == (
         StatementLineKind.OFFLINE_CONFLICT,
         2400,
         paid,
+        f"オフライン乗車・要確認(entitlement.exhausted)・{who}",
     )
-    assert who in line.note
-    assert "entitlement.exhausted" in line.note
 
 
-def test_ride_of_an_earlier_month_is_a_prior_period_line_naming_its_month() -> None:
-    line = line_for(row(boarded_at=jst(2026, 8, 31, 23, 0)), terms(), period_start=START, now=NOW)
+def test_flagged_ride_without_fare_is_fareless_and_says_it_needs_a_look(session: Session, town: City) -> None:
+    made = ride(
+        session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), fare=None, review_code="limit.per_day"
+    )
+    line = line_of(session, town, made, terms())
     assert line is not None
-    assert line.kind == StatementLineKind.PRIOR_PERIOD
-    assert "2026年8月" in line.note
+    assert (line["kind"], line["note"]) == (
+        StatementLineKind.FARELESS,
+        "運賃未入力のため助成なし・要確認(limit.per_day)",
+    )
 
 
-def test_fareless_ride_of_an_earlier_month_keeps_its_month_in_the_note() -> None:
-    ride = row(boarded_at=jst(2026, 8, 20), status="boarded", fare=None)
-    line = line_for(ride, terms(), period_start=START, now=NOW)
+def test_ride_of_an_earlier_month_is_a_prior_period_line_naming_its_month(
+    session: Session, town: City
+) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 8, 31, 23, 0))
+    line = line_of(session, town, made, terms(), earlier_months=(date(2026, 8, 1),))
     assert line is not None
-    assert line.kind == StatementLineKind.FARELESS
-    assert "2026年8月" in line.note
+    assert (line["kind"], line["note"]) == (StatementLineKind.PRIOR_PERIOD, "2026年8月の乗車")
 
 
-def test_ride_boarded_after_the_period_is_left_out() -> None:
-    draft = build_statement([row(boarded_at=END)], {1: terms()}, period=SEPTEMBER, now=NOW)
-    assert draft.lines == []
+def test_fareless_ride_of_an_earlier_month_keeps_its_month_in_the_note(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 8, 20), fare=None)
+    line = line_of(session, town, made, terms(), earlier_months=(date(2026, 7, 1), date(2026, 8, 1)))
+    assert line is not None
+    assert (line["kind"], line["note"]) == (
+        StatementLineKind.FARELESS,
+        "2026年8月の乗車・運賃未入力のため助成なし",
+    )
+
+
+def test_flagged_ride_of_an_earlier_month_keeps_month_and_flag(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 8, 20), review_code="limit.per_day")
+    line = line_of(
+        session, town, made, terms(offline_loss_borne_by="operator"), earlier_months=(date(2026, 8, 1),)
+    )
+    assert line is not None
+    assert (line["kind"], line["subsidy_amount"], line["note"]) == (
+        StatementLineKind.OFFLINE_CONFLICT,
+        0,
+        "2026年8月の乗車・オフライン乗車・要確認(limit.per_day)・事業者負担",
+    )
+
+
+def test_ride_of_a_program_without_terms_gets_no_amounts(session: Session, town: City) -> None:
+    made = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 10), fare=None)
+    rules = LineRules({}, period=SEPTEMBER, now=NOW)
+    settles, subsidy = session.execute(
+        select(rules.settles, rules.subsidy_amount).where(Ride.id == made.id)
+    ).one()
+    # No terms, no grace time: it never counts as overdue, so it waits rather than being settled blind.
+    assert (bool(settles), subsidy) == (False, None)
+
+
+def test_month_note_names_the_month() -> None:
+    assert month_note(date(2026, 8, 1)) == "2026年8月の乗車"
 
 
 def test_month_is_cut_at_midnight_japan_time() -> None:
@@ -163,48 +248,6 @@ def test_month_is_cut_at_midnight_japan_time() -> None:
         datetime(2026, 8, 31, 15, 0, tzinfo=UTC),
         datetime(2026, 9, 30, 15, 0, tzinfo=UTC),
     )
-
-
-def test_lines_are_in_boarding_order_then_adjustments() -> None:
-    adjustment = LineDraft(StatementLineKind.ADJUSTMENT, None, None, None, None, 0, 0, -500, "異議への調整")
-    draft = build_statement(
-        [row(2, boarded_at=jst(2026, 9, 20)), row(1, boarded_at=jst(2026, 9, 5))],
-        {1: terms()},
-        period=SEPTEMBER,
-        now=NOW,
-        adjustments=[adjustment],
-    )
-    assert [line.ride_id for line in draft.lines] == [1, 2, None]
-
-
-def test_amount_due_is_subsidies_plus_adjustments_and_adjustments_are_not_rides() -> None:
-    adjustment = LineDraft(StatementLineKind.ADJUSTMENT, None, None, None, None, 0, 0, -300, "")
-    draft = build_statement(
-        [row(1, fare=2000), row(2, fare=1000)],
-        {1: terms()},
-        period=SEPTEMBER,
-        now=NOW,
-        adjustments=[adjustment],
-    )
-    totals = draft.totals
-    assert (totals.ride_count, totals.fare_total, totals.subsidy_total, totals.adjustment_total) == (
-        2,
-        3000,
-        1500,
-        -300,
-    )
-    assert totals.amount_due == 1200
-
-
-@given(st.lists(st.integers(min_value=0, max_value=50_000), max_size=40))
-def test_totals_are_the_sums_of_the_lines(fares: list[int]) -> None:
-    rides = [row(n, fare=fare) for n, fare in enumerate(fares, start=1)]
-    draft = build_statement(rides, {1: terms()}, period=SEPTEMBER, now=NOW)
-    totals = totals_of(draft.lines)
-    assert totals.ride_count == len(fares)
-    assert totals.fare_total == sum(fares)
-    assert totals.subsidy_total + totals.rider_share_total == totals.fare_total
-    assert totals.amount_due == totals.subsidy_total
 
 
 def test_period_is_written_year_dash_month() -> None:
@@ -222,32 +265,9 @@ def test_statement_number_names_city_month_and_operator() -> None:
     assert statement_number("062120", date(2026, 10, 1), "OP01") == "062120-202610-OP01"
 
 
-@given(
-    st.lists(
-        st.tuples(
-            st.integers(min_value=0, max_value=40 * 24),  # hours from 1 August, Japan time
-            st.sampled_from(["completed", "boarded", "voided"]),
-            st.booleans(),  # flagged for review
-        ),
-        max_size=40,
-    )
+@pytest.mark.parametrize(
+    "options", [{"fareless_rule": "half"}, {"offline_loss_borne_by": "driver"}], ids=["fareless", "bearer"]
 )
-def test_statement_built_one_ride_at_a_time_has_the_lines_and_totals_of_the_list(
-    rides: list[tuple[int, str, bool]],
-) -> None:
-    rows = [
-        row(
-            n,
-            boarded_at=jst(2026, 8, 1, 0, 0) + timedelta(hours=hours),
-            status=status,
-            fare=None if status == "boarded" else 1500 + n,
-            review_code="limit.per_day" if flagged else None,
-        )
-        for n, (hours, status, flagged) in enumerate(sorted(rides), start=1)
-    ]
-    programs = {1: terms(fareless_rule="cap")}
-    builder = StatementBuilder(programs, period=SEPTEMBER, now=NOW)
-    streamed = [line for line in map(builder.line, rows) if line is not None]
-    draft = build_statement(rows, programs, period=SEPTEMBER, now=NOW)
-    assert streamed == draft.lines
-    assert (builder.totals, builder.waiting_for_fare) == (draft.totals, draft.waiting_for_fare)
+def test_unknown_program_options_are_refused(session: Session, town: City, options: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        LineRules({town.program.id: terms(**options)}, period=SEPTEMBER, now=NOW).subsidy_amount  # noqa: B018
