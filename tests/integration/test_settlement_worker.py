@@ -323,12 +323,13 @@ def test_worker_killed_mid_run_loses_nothing_and_duplicates_nothing(
         close_september(stack, factory, municipality_id, log, worker)
         before = statement_snapshot(factory)
 
-        # Hold every ride row: a rebuilding task deletes its old lines, then blocks writing the new ones.
+        run_id = queue_run(factory, municipality_id)
+        # Hold the audit log: a rebuilding task deletes its old lines and writes the new ones, then
+        # blocks recording that it did, with the whole rewrite not yet committed.
         blocker = engine.connect()
         held: Any = blocker.begin()
-        blocker.execute(text("SELECT id FROM rides FOR UPDATE")).all()
+        blocker.execute(text("LOCK TABLE audit_entries IN SHARE MODE"))
         try:
-            run_id = queue_run(factory, municipality_id)
             create_celery(stack.settings()).send_task("settlement.close_period", args=[str(run_id)])
             wait_until(
                 lambda: backends_waiting_on_locks(engine) >= 2, "two tasks to be mid-write", log, worker
