@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Select,
@@ -28,6 +28,7 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -376,7 +377,8 @@ def _rebuild(session: Session, statement: Statement, run: SettlementRun, now: da
             )
         ).all(),
     )
-    ride_lines: int = session.execute(_ride_lines_insert(statement, rules)).rowcount  # type: ignore[attr-defined]
+    written = cast(CursorResult[Any], session.execute(_ride_lines_insert(statement, rules)))
+    ride_lines = written.rowcount
     if adjustments:
         session.execute(
             insert(StatementLine),
