@@ -39,6 +39,9 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 # ix_statement_lines_to_look_at: the lines that are not ordinary rides, which a big statement's PDF
 # lists; partial, so the ordinary lines (nearly all) cost it nothing.
 #
+# statements' sums of yen become BIGINT on PostgreSQL: a month of 10 million rides gives one operator
+# ¥9.4 billion of fares, past INTEGER's ¥2.1 billion (SQLite's INTEGER is 64-bit already).
+#
 # district_id: the district of the resident at the close, kept on the line like the program and the
 # vehicle, so the statement says what it said when it was made and its exports need not join the rides.
 LINE_REFERENCES = (
@@ -54,6 +57,7 @@ RIDE_CHECK_NAME = "ck_statement_lines_ride_unless_adjustment"
 TO_LOOK_AT = "ix_statement_lines_to_look_at"
 NOT_A_RIDE_LINE = sa.text("kind <> 'ride'")
 NEVER_DELETED = ("rides", "statements")
+YEN_TOTALS = ("fare_total", "rider_share_total", "subsidy_total", "adjustment_total", "amount_due")
 # Lines written before this revision get the district their export showed until now: the resident's.
 BACKFILL_DISTRICT = (
     "UPDATE statement_lines SET district_id = (SELECT residents.district_id FROM rides"
@@ -134,6 +138,8 @@ def upgrade() -> None:
                 f" BEGIN SELECT RAISE(ABORT, '{table} are records of money and are never deleted'); END"
             )
         return
+    for column in YEN_TOTALS:
+        op.alter_column("statements", column, type_=sa.BigInteger(), existing_nullable=False)
     for column, table in OLD_FOREIGN_KEYS:
         op.drop_constraint(f"fk_statement_lines_{column}_{table}", "statement_lines", type_="foreignkey")
     op.drop_index("ix_statement_lines_statement_id", table_name="statement_lines")
@@ -185,6 +191,8 @@ def downgrade() -> None:
             for column, table in OLD_FOREIGN_KEYS:
                 batch.create_foreign_key(f"fk_statement_lines_{column}_{table}", table, [column], ["id"])
         return
+    for column in YEN_TOTALS:
+        op.alter_column("statements", column, type_=sa.Integer(), existing_nullable=False)
     op.execute("DROP FUNCTION refuse_delete()")
     op.execute("DROP FUNCTION statement_lines_references_exist()")
     op.drop_constraint(RIDE_CHECK_NAME, "statement_lines", type_="check")

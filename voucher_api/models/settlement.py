@@ -3,11 +3,26 @@ from __future__ import annotations
 import enum
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from voucher_api.db import Base, BigId, UTCDateTime
 from voucher_api.models._types import str_enum
+
+YenTotal = BigInteger().with_variant(Integer(), "sqlite")
+"""A statement's sum of yen: a big operator's month passes 2**31 yen (¥2.1 billion) long before its ride
+count does. SQLite's INTEGER is 64-bit already."""
 
 
 class RunStatus(enum.StrEnum):
@@ -80,11 +95,11 @@ class Statement(Base):
     status: Mapped[StatementStatus] = mapped_column(str_enum(StatementStatus, "statement_status"))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("settlement_runs.id"), default=None)
     ride_count: Mapped[int] = mapped_column(Integer, default=0)
-    fare_total: Mapped[int] = mapped_column(Integer, default=0)
-    rider_share_total: Mapped[int] = mapped_column(Integer, default=0)
-    subsidy_total: Mapped[int] = mapped_column(Integer, default=0)
-    adjustment_total: Mapped[int] = mapped_column(Integer, default=0)
-    amount_due: Mapped[int] = mapped_column(Integer, default=0)
+    fare_total: Mapped[int] = mapped_column(YenTotal, default=0)
+    rider_share_total: Mapped[int] = mapped_column(YenTotal, default=0)
+    subsidy_total: Mapped[int] = mapped_column(YenTotal, default=0)
+    adjustment_total: Mapped[int] = mapped_column(YenTotal, default=0)
+    amount_due: Mapped[int] = mapped_column(YenTotal, default=0)
     generated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -1,4 +1,4 @@
-"""What the database itself guarantees about statement lines, without per-row foreign keys
+"""What the database itself guarantees about statements and their lines, without per-row foreign keys
 (migration 5e0c3a7b91d4): every line names rows that exist, a ride is on one statement at most, a ride
 line has a ride, and rides and statements are never deleted. PostgreSQL when TEST_DATABASE_URL is set,
 else SQLite; both refuse the same things."""
@@ -105,3 +105,20 @@ def test_rides_and_statements_are_never_deleted(
 ) -> None:
     refused(session, delete(model).execution_options(synchronize_session=False))
     assert session.scalar(select(model.id)) is not None
+
+
+def test_a_statement_holds_sums_past_two_billion_yen(
+    session: Session, closed: tuple[City, Statement]
+) -> None:
+    # A month of 10 million rides gives a big operator ¥9.4 billion of fares: past a 32-bit integer.
+    _town, statement = closed
+    fares, shares, subsidies = 9_385_939_500, 5_346_871_450, 4_039_068_050
+    statement.fare_total, statement.rider_share_total = fares, shares
+    statement.subsidy_total = statement.amount_due = subsidies
+    session.flush()
+    session.expire(statement)
+    assert (statement.fare_total, statement.rider_share_total, statement.amount_due) == (
+        fares,
+        shares,
+        subsidies,
+    )
