@@ -74,7 +74,11 @@ def create_app(
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     if session_factory is None:
-        session_factory = make_session_factory(make_engine(settings.database_url))
+        # No pre-ping: it costs every request a round trip. A connection that went stale (the database
+        # restarted) fails its first statement instead; SQLAlchemy then drops every older connection of
+        # the pool at once, the request is answered 503 (problems.py), and terminals retry with the
+        # same Idempotency-Key (driver_terminal's RetryPolicy), so nothing is lost or done twice.
+        session_factory = make_session_factory(make_engine(settings.database_url, pre_ping=False))
     app.extensions["voucher"] = {
         "settings": settings,
         "session_factory": session_factory,

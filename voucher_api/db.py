@@ -70,8 +70,12 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
-    """An engine configured for the URL's dialect."""
+def make_engine(url: str, *, pool_size: int = 5, echo: bool = False, pre_ping: bool = True) -> Engine:
+    """An engine configured for the URL's dialect.
+
+    `pre_ping` tests each pooled connection with a round trip before handing it out; see `create_app`
+    for why the API does without it.
+    """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -84,8 +88,42 @@ def make_engine(url: str, *, pool_size: int = 5, echo: bool = False) -> Engine:
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping)
 
 
 def make_session_factory(bind: Any, **kwargs: Any) -> sessionmaker[Session]:
     return sessionmaker(bind=bind, expire_on_commit=False, **kwargs)
+
+
+_AUTOCOMMIT = "AUTOCOMMIT"
+
+
+def commit_each_statement(session: Session) -> bool:
+    """Let each statement of a fresh session commit by itself, where that loses nothing; returns whether.
+
+    For a unit of work whose writes are each one statement (a boarding, an alighting), a transaction
+    around them only adds two round trips, BEGIN and COMMIT: every statement is atomic on its own, and
+    under READ COMMITTED a read inside a transaction sees no more than one outside it. Only on
+    PostgreSQL and a session bound to an engine, before its first statement: SQLite's step-by-step
+    writes need their transaction, and a session bound to a connection (a caller's own transaction,
+    the tests' savepoints) keeps it. A part that needs several statements in one transaction starts
+    one with `one_transaction_from_here`. The pool resets the connection when it is given back.
+    """
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql" or session.in_transaction():
+        return False
+    session.connection(execution_options={"isolation_level": _AUTOCOMMIT})
+    return True
+
+
+def one_transaction_from_here(session: Session) -> None:
+    """Run what follows in one transaction, also on a session that `commit_each_statement` switched.
+
+    What that session ran before is committed already (statement by statement), so ending its
+    autocommit unit loses nothing; its next statement starts a transaction on a connection as the
+    engine gives it. A session in an ordinary transaction is left as it is.
+    """
+    if not session.in_transaction():
+        return
+    if session.connection().get_execution_options().get("isolation_level") == _AUTOCOMMIT:
+        session.commit()

@@ -1,4 +1,5 @@
-"""Money is never double-spent: many real PostgreSQL connections board on one entitlement at once."""
+"""Money is never double-spent and limits hold: many real PostgreSQL connections board on one entitlement
+at once, in a transaction or committing each statement as the API does."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests import factories as f
-from voucher_api.db import make_engine, make_session_factory
+from voucher_api.db import commit_each_statement, make_engine, make_session_factory
 from voucher_api.models import Entitlement, Ride, StaffRole
 from voucher_api.services import identity, rides
 from voucher_api.services.entitlements import ledger_sum
@@ -21,18 +22,40 @@ pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 RACERS = 24
 
 
-def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
-    postgres_url: str, card_factory: Any, verifier: Any
+@pytest.mark.parametrize(
+    ("each_statement", "limits", "balance", "refusal", "code"),
+    [
+        (False, {}, 1, "entitlement.exhausted", "999990"),
+        (True, {}, 1, "entitlement.exhausted", "999975"),
+        (False, {"per_day": 1}, 10, "limit.per_day", "999976"),
+        (True, {"per_day": 1}, 10, "limit.per_day", "999977"),
+    ],
+    ids=[
+        "balance-of-one-in-a-transaction",
+        "balance-of-one-committing-each-statement",
+        "one-a-day-in-a-transaction",
+        "one-a-day-committing-each-statement",
+    ],
+)
+def test_many_connections_boarding_at_once_make_exactly_the_one_ride_allowed(
+    postgres_url: str,
+    card_factory: Any,
+    verifier: Any,
+    each_statement: bool,
+    limits: dict[str, int],
+    balance: int,
+    refusal: str,
+    code: str,
 ) -> None:
     engine = make_engine(postgres_url, pool_size=RACERS)
     factory = make_session_factory(engine)
     with factory() as s:
-        mun = f.municipality(s, code="999990", name="競合市")
+        mun = f.municipality(s, code=code, name=f"競合市{code}")
         counter = f.staff_user(s, mun, StaffRole.COUNTER)
         person = f.resident(s, mun)
-        prog = f.program(s, mun, rules={**f.ELDERLY_RULES, "limits": {}})
-        ent = f.entitlement(s, person, prog, balance=1)
-        card = card_factory("race")
+        prog = f.program(s, mun, rules={**f.ELDERLY_RULES, "limits": limits})
+        ent = f.entitlement(s, person, prog, balance=balance)
+        card = card_factory(f"race-{code}")
         f.bind_card(s, verifier, person, card, counter.id)
         op = f.operator(s, mun)
         device = f.enrolled_terminal(s, mun, f.vehicle(s, op))
@@ -69,6 +92,8 @@ def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
 
     def racer(n: int) -> None:
         with factory() as s:
+            if each_statement:  # as the API's boarding route runs it on PostgreSQL
+                assert commit_each_statement(s)
             barrier.wait()
             try:
                 rides.board(
@@ -93,11 +118,11 @@ def test_many_connections_boarding_on_a_balance_of_one_make_exactly_one_ride(
         t.join()
 
     assert outcomes.count("boarded") == 1
-    assert set(outcomes) == {"boarded", "entitlement.exhausted"}
+    assert set(outcomes) == {"boarded", refusal}
     with factory() as s:
         assert (
             s.scalar(select(func.count()).select_from(Ride).where(Ride.entitlement_id == entitlement_id)) == 1
         )
-        assert s.scalar(select(Entitlement.balance).where(Entitlement.id == entitlement_id)) == 0
-        assert ledger_sum(s, entitlement_id) == 0
+        assert s.scalar(select(Entitlement.balance).where(Entitlement.id == entitlement_id)) == balance - 1
+        assert ledger_sum(s, entitlement_id) == balance - 1
     engine.dispose()

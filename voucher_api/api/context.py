@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from voucher_api.clock import Clock
 from voucher_api.config import Settings
+from voucher_api.db import commit_each_statement
 from voucher_api.services.errors import Forbidden, Unauthorized
 from voucher_api.services.identity import CardVerifier
 from voucher_api.services.offline import load_or_create_signing_key
@@ -25,6 +26,18 @@ def db() -> Session:
     if "db" not in g:
         g.db = current_app.extensions["voucher"]["session_factory"]()
     return cast(Session, g.db)
+
+
+def db_committing_each_statement() -> Session:
+    """The request's session for a hot path whose writes are single statements (boarding, alighting).
+
+    On PostgreSQL each statement commits by itself, so the request pays no BEGIN and COMMIT round
+    trips; see `voucher_api.db.commit_each_statement` for when that holds and when it does not apply.
+    Call it before anything else uses the request's session.
+    """
+    session = db()
+    commit_each_statement(session)
+    return session
 
 
 def clock() -> Clock:

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter, TextClause
 
 from voucher_api.clock import fiscal_year_of, fiscal_year_start, japan_date, japan_midnight
-from voucher_api.db import JsonDoc, UTCDateTime
+from voucher_api.db import JsonDoc, UTCDateTime, one_transaction_from_here
 from voucher_api.models import (
     BindingStatus,
     CardBinding,
@@ -202,8 +202,11 @@ def board(
     entitlement.suspended, entitlement.exhausted, limit.per_day/per_month/per_year. A retry with the
     same idempotency key returns the first ride (the caller looks it up first, see `find_by_key`).
     Two statements on PostgreSQL: the read below, and one write that uses up the challenge, holds the
-    units and records the ride with its ledger and audit entries (a program with limits counts rides in
-    between, see `redeem`). Nothing is written before the card's signature has been checked.
+    units and records the ride with its ledger and audit entries (a program with limits: the hold, then
+    the count with the records, see `redeem`). Nothing is written before the card's signature has been
+    checked. The API runs it on a session that commits each statement by itself
+    (`voucher_api.db.commit_each_statement`): the single write is atomic on its own, and `redeem` opens
+    a transaction for the limited case.
     """
     if terminal.kind != "terminal" or terminal.operator_id is None or terminal.vehicle_id is None:
         raise Forbidden("auth.forbidden")
@@ -299,7 +302,9 @@ class RedeemTarget:
 # (only when the challenge was used up), and the ride, its ledger entry and its audit entry are inserted
 # only from the row `held` returned. So either all of it happens or none of it, in one round trip.
 # A program with limits must count rides *after* the UPDATE has taken the entitlement's row lock (a
-# statement's snapshot is older than the lock), so there the write is split around `check_limits`.
+# statement's snapshot is older than the lock), so there the write is two statements in one
+# transaction: the hold, then the count with the records, inserted only when the count is within the
+# limits (`_PG_RECORD_WITHIN_LIMITS`; its snapshot is taken after the lock).
 
 _USE_CHALLENGE_CTE = """used AS (
     INSERT INTO card_challenges (nonce, purpose, context, municipality_id, created_at, expires_at, used_at)
@@ -322,7 +327,7 @@ _RECORD_CTES = """ride AS (
     SELECT :municipality_id, :entitlement_id, :program_id, :resident_id, :operator_id, :vehicle_id,
         :terminal_id, :driver_id, :binding_id, :sequence, :idempotency_key, :trip_ref, :method, :offline,
         'boarded', :now, :recorded_at, :held, ''
-    FROM held
+    FROM held{within}
     RETURNING id
 ), ledger AS (
     INSERT INTO ledger_entries (entitlement_id, kind, amount, balance_after, ride_id, actor, note, created_at)
@@ -353,7 +358,11 @@ _BOARD_TYPES: tuple[BindParameter[Any], ...] = (
             "sequence",
         )
     ),
-    *(bindparam(name, type_=Integer()) for name in ("held", "balance_after")),
+    *(bindparam(name, type_=UTCDateTime()) for name in ("day_start", "month_start", "year_start")),
+    *(
+        bindparam(name, type_=Integer())
+        for name in ("held", "balance_after", "per_day", "per_month", "per_year")
+    ),
     *(
         bindparam(name, type_=String())
         for name in ("nonce", "purpose", "context", "idempotency_key", "trip_ref", "method", "actor")
@@ -376,7 +385,7 @@ def _pg_board_statement(*, challenge: bool, hold: bool, record: bool) -> TextCla
     else:
         ctes.append(_HELD_BEFORE_CTE)
     if record:
-        ctes.append(_RECORD_CTES)
+        ctes.append(_RECORD_CTES.format(within=""))
     used = "(SELECT count(*) FROM used)" if challenge else "1"
     ride = "(SELECT id FROM ride)" if record else "NULL"
     # Fixed fragments of this module only, assembled once at import; values always go in as parameters.
@@ -389,7 +398,23 @@ _PG_BOARD = {
     variant: _pg_board_statement(challenge=variant[0], hold=variant[1], record=variant[2])
     for variant in ((True, True, True), (False, True, True), (True, True, False), (False, True, False))
 }
-_PG_RECORD = _pg_board_statement(challenge=False, hold=False, record=True)
+# Counted and recorded in one statement, after `_PG_BOARD[(…, True, False)]` took the row lock: the
+# ride is inserted only when every count is under its limit (an unset limit is passed as _NO_LIMIT).
+_PG_RECORD_WITHIN_LIMITS = _typed_text(
+    # Fixed fragments of this module only, as above; values always go in as parameters.
+    f"""WITH {_HELD_BEFORE_CTE}, counted AS (
+    SELECT count(*) FILTER (WHERE boarded_at >= :day_start) AS day,
+        count(*) FILTER (WHERE boarded_at >= :month_start) AS month,
+        count(*) AS year
+    FROM rides
+    WHERE entitlement_id = :entitlement_id AND boarded_at >= :year_start AND status <> 'voided'
+), within AS (
+    SELECT 1 FROM counted WHERE day < :per_day AND month < :per_month AND year < :per_year
+), {_RECORD_CTES.format(within=", within")}
+SELECT (SELECT id FROM ride) AS ride_id, counted.day, counted.month, counted.year FROM counted""",  # noqa: S608
+    _BOARD_TYPES,
+)
+_NO_LIMIT = 2**31 - 1
 
 
 def _on_postgresql(session: Session) -> bool:
@@ -417,8 +442,8 @@ def redeem(
     boarding changed the balance), enforces the limits, inserts the ride, its ledger entry and its
     audit entry. Returns (ride id, units held, new balance). Raises challenge.replayed,
     entitlement.exhausted and limit.*. On PostgreSQL this is a single statement for a program without
-    limits (see above). `now` is when the rider boarded; `received_at` is set when that was earlier
-    (an offline record).
+    limits, and two in one transaction for a program with limits (see above). `now` is when the rider
+    boarded; `received_at` is set when that was earlier (an offline record).
     """
     if terminal.operator_id is None or terminal.vehicle_id is None:
         raise Forbidden("auth.forbidden")
@@ -457,6 +482,10 @@ def redeem(
         "recorded_at": received_at or now,
         "actor": terminal.actor,
     }
+    if limited:
+        # The hold and the counted records must be one transaction, even when the boarding's session
+        # commits each statement by itself (the read before this has nothing to commit).
+        one_transaction_from_here(session)
     pending = challenge
     balance_seen = target.balance_seen
     held = 0
@@ -489,9 +518,18 @@ def redeem(
         raise Refused("entitlement.exhausted")
     if limited:
         # Counted now that the UPDATE holds the entitlement's row: concurrent boardings are all seen.
-        check_limits(session, entitlement_id=target.entitlement_id, limits=target.limits, now=now)
-        params["balance_after"] = new_balance
-        ride_id = session.execute(_PG_RECORD, params).one().ride_id
+        day_start, month_start, year_start = _limit_windows(now)
+        params.update(
+            balance_after=new_balance,
+            day_start=day_start,
+            month_start=month_start,
+            year_start=year_start,
+            **{name: target.limits.get(name) or _NO_LIMIT for name in ("per_day", "per_month", "per_year")},
+        )
+        recorded = session.connection().execute(_PG_RECORD_WITHIN_LIMITS, params).one()
+        if recorded.ride_id is None:  # over a limit: the caller's rollback returns the units held
+            _refuse_over_limits(target.limits, (recorded.day, recorded.month, recorded.year))
+        ride_id = recorded.ride_id
     assert ride_id is not None  # the write inserted the ride with the units it held
     return int(ride_id), held, new_balance
 
@@ -581,15 +619,29 @@ def _redeem_step_by_step(
     return ride_id, held, new_balance
 
 
+def _limit_windows(now: datetime) -> tuple[datetime, datetime, datetime]:
+    """Where the Japan-time day, month and fiscal year of `now` begin (the limits count from there)."""
+    today = japan_date(now)
+    return (
+        japan_midnight(today),
+        japan_midnight(today.replace(day=1)),
+        japan_midnight(fiscal_year_start(fiscal_year_of(today))),
+    )
+
+
+def _refuse_over_limits(limits: dict[str, Any], counts: tuple[int, int, int]) -> None:
+    """Raise limit.per_day / per_month / per_year when the rides already counted reach that limit."""
+    for name, counted in zip(("per_day", "per_month", "per_year"), counts, strict=True):
+        limit = limits.get(name)
+        if limit and counted >= limit:
+            raise Refused(f"limit.{name}", limit=limit)
+
+
 def check_limits(session: Session, *, entitlement_id: int, limits: dict[str, Any], now: datetime) -> None:
     """Count this entitlement's rides (the new one not yet inserted) in the Japan-time day, month, year."""
-    per_day, per_month, per_year = limits.get("per_day"), limits.get("per_month"), limits.get("per_year")
-    if not (per_day or per_month or per_year):
+    if not any(limits.get(name) for name in ("per_day", "per_month", "per_year")):
         return
-    today = japan_date(now)
-    day_start = japan_midnight(today)
-    month_start = japan_midnight(today.replace(day=1))
-    year_start = japan_midnight(fiscal_year_start(fiscal_year_of(today)))
+    day_start, month_start, year_start = _limit_windows(now)
     counts = session.execute(
         select(
             func.count().filter(Ride.boarded_at >= day_start),
@@ -601,12 +653,7 @@ def check_limits(session: Session, *, entitlement_id: int, limits: dict[str, Any
             Ride.status != RideStatus.VOIDED,
         )
     ).one()
-    if per_day and counts[0] >= per_day:
-        raise Refused("limit.per_day", limit=per_day)
-    if per_month and counts[1] >= per_month:
-        raise Refused("limit.per_month", limit=per_month)
-    if per_year and counts[2] >= per_year:
-        raise Refused("limit.per_year", limit=per_year)
+    _refuse_over_limits(limits, (counts[0], counts[1], counts[2]))
 
 
 def _load_for_terminal(session: Session, terminal: Principal, ride_id: int) -> tuple[Ride, Program]:

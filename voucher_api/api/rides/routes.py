@@ -12,6 +12,7 @@ from voucher_api.api.context import (
     _authenticate,
     clock,
     db,
+    db_committing_each_statement,
     settings,
     staff_required,
     terminal_or_staff,
@@ -68,7 +69,7 @@ class Rides(MethodView):
         terminal = _authenticate()
         key = idempotency_key(required=True)
         assert key is not None
-        session = db()
+        session = db_committing_each_statement()
         # A retry finds its challenge used or its key taken; both land below, where the first ride is
         # looked up and returned, so the happy path pays for no extra look-up.
         driver_id = None
@@ -130,7 +131,11 @@ class Fare(MethodView):
     def post(self, body: dict[str, Any], ride_id: int) -> Any:
         """Alighting: the meter fare; returns what the rider pays. The same fare again returns the same."""
         ride = rides.complete(
-            db(), _authenticate(), ride_id=ride_id, meter_fare=body["meter_fare"], now=clock().now()
+            db_committing_each_statement(),
+            _authenticate(),
+            ride_id=ride_id,
+            meter_fare=body["meter_fare"],
+            now=clock().now(),
         )
         return ride_response(ride, next_challenge(), status=200)
 
