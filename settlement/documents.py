@@ -147,16 +147,31 @@ class jst_minute(FunctionElement[str]):  # noqa: N801 -- a SQL function, named l
     inherit_cache = True
 
 
+class jst_day(FunctionElement[int]):  # noqa: N801 -- a SQL function, named like one
+    """The day of the month in Japan time (cheaper than formatting the whole moment)."""
+
+    type = Integer()
+    name = "jst_day"
+    inherit_cache = True
+
+
+# What each dialect computes: PostgreSQL in the Asia/Tokyo zone; SQLite, which keeps UTCDateTime as
+# naive UTC text, by adding 9 hours (Japan has kept +9 without summer time since 1951).
+_JAPAN_TIME_SQL = {
+    ("postgresql", "jst_minute"): "to_char(({}) AT TIME ZONE 'Asia/Tokyo', 'YYYY/MM/DD HH24:MI')",
+    ("postgresql", "jst_day"): "CAST(EXTRACT(DAY FROM ({}) AT TIME ZONE 'Asia/Tokyo') AS INTEGER)",
+    ("sqlite", "jst_minute"): "strftime('%Y/%m/%d %H:%M', {}, '+9 hours')",
+    ("sqlite", "jst_day"): "CAST(strftime('%d', {}, '+9 hours') AS INTEGER)",
+}
+
+
 @compiles(jst_minute, "postgresql")
-def _jst_minute_postgresql(element: jst_minute, compiler: Any, **kw: Any) -> str:
-    moment = compiler.process(element.clauses, **kw)
-    return f"to_char(({moment}) AT TIME ZONE 'Asia/Tokyo', 'YYYY/MM/DD HH24:MI')"
-
-
 @compiles(jst_minute, "sqlite")
-def _jst_minute_sqlite(element: jst_minute, compiler: Any, **kw: Any) -> str:
-    # SQLite keeps UTCDateTime as naive UTC text; Japan has kept +9 hours without summer time since 1951.
-    return f"strftime('%Y/%m/%d %H:%M', {compiler.process(element.clauses, **kw)}, '+9 hours')"
+@compiles(jst_day, "postgresql")
+@compiles(jst_day, "sqlite")
+def _japan_time(element: jst_minute | jst_day, compiler: Any, **kw: Any) -> str:
+    moment = compiler.process(element.clauses, **kw)
+    return _JAPAN_TIME_SQL[(compiler.dialect.name, element.name)].format(moment)
 
 
 def _cell(text_value: Any) -> Any:
@@ -335,11 +350,7 @@ def _breakdowns(
         select(
             StatementLine.kind.label("kind"),
             StatementLine.program_id.label("program"),
-            # The day of the month in Japan time: characters 9–10 of `YYYY/MM/DD HH:MM`.
-            case(
-                (of_the_period, cast(func.substr(jst_minute(StatementLine.boarded_at), 9, 2), Integer)),
-                else_=0,
-            ).label("day"),
+            case((of_the_period, jst_day(StatementLine.boarded_at)), else_=0).label("day"),
             func.count(),
             func.coalesce(func.sum(StatementLine.meter_fare), 0),
             func.coalesce(func.sum(StatementLine.rider_share), 0),

@@ -144,3 +144,16 @@ def test_large_statement_pdf_gives_its_breakdowns_and_says_where_every_line_is()
     assert all(title in text for title in ("区分別内訳", "制度別内訳", "日別内訳"))
     assert "300,000,000" in text
     assert "運賃未入力のため助成なし" in text.replace("\n", "")  # the note column wraps
+
+
+def test_large_statement_pdf_says_how_many_lines_to_look_at_it_lists_of_how_many() -> None:
+    doc = make_statement(
+        [make_line(n, kind="fareless") for n in (7, 8)],
+        line_count=200_010,
+        kind_summary=[
+            SummaryRow("乗車", 200_000, 400_000_000, 100_000_000, 300_000_000),
+            SummaryRow("料金未入力", 10, 0, 0, 0),
+        ],
+    )
+    text = "".join(page_texts(statement_pdf(doc))).replace("\n", "")
+    assert "確認が必要な明細10件のうち2件" in text

@@ -190,3 +190,27 @@ def test_pdf_of_a_statement_within_the_line_limit_lists_every_line(session: Sess
     closed(session, town)
     doc = documents.statement_pdf_doc(session, first_statement(session, town).id, line_limit=3)
     assert (doc.line_count, len(doc.lines), doc.day_summary) == (None, 2, ())
+
+
+def test_pdf_breakdown_by_day_counts_days_in_japan_time_and_caps_the_lines_to_look_at(
+    session: Session,
+) -> None:
+    town = city(session, operators=1)
+    # 00:30 on the 3rd in Japan is still the 2nd in UTC; 23:50 on the 3rd is the 3rd in both.
+    for hour, minute in ((0, 30), (23, 50)):
+        ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 3, hour, minute), fare=1800)
+    for day in (4, 5, 6):
+        ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, day), fare=None)
+    closed(session, town)
+    doc = documents.statement_pdf_doc(
+        session, first_statement(session, town).id, line_limit=3, attention_limit=2
+    )
+    assert [(row.label, row.lines) for row in doc.day_summary] == [
+        ("9月3日", 2),
+        ("9月4日", 1),
+        ("9月5日", 1),
+        ("9月6日", 1),
+    ]
+    # Three fare-less lines to look at; the PDF lists two of them and the kind breakdown counts all.
+    assert ([line.kind for line in doc.lines], doc.line_count) == (["fareless", "fareless"], 5)
+    assert ("料金未入力", 3) in [(row.label, row.lines) for row in doc.kind_summary]
