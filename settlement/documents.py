@@ -85,27 +85,27 @@ def write_month_csv(session: Session, *, municipality_id: int, period: date, str
     """Write the month's line CSV (every line of every statement) to `stream`; returns how many lines."""
     _write(stream, month_csv_chunks(session, municipality_id=municipality_id, period=period))
     return _line_count(
-        session,
-        StatementLine.statement_id.in_(
-            select(Statement.id).where(
-                Statement.municipality_id == municipality_id, Statement.period == period.replace(day=1)
-            )
-        ),
+        session, StatementLine.statement_id.in_(_month_statements(municipality_id, period).order_by(None))
     )
 
 
 def month_csv_chunks(session: Session, *, municipality_id: int, period: date) -> Iterator[bytes]:
     """The month's line CSV as chunks of bytes, for a streamed download: the header, then each
     statement's lines (operators in code order), one row per line with the operator on each row."""
-    statements = session.execute(
-        select(Statement.id, Statement.period)
+    statement_ids = session.scalars(_month_statements(municipality_id, period)).all()
+    yield csv_export.BOM + csv_export.csv_rows([csv_export.LINE_HEADER])
+    for statement_id in statement_ids:
+        yield from line_csv_rows(session, statement_id)
+
+
+def _month_statements(municipality_id: int, period: date) -> Select[int]:
+    """The ids of the city's statements of the month, operators in code order."""
+    return (
+        select(Statement.id)
         .join(Operator, Operator.id == Statement.operator_id)
         .where(Statement.municipality_id == municipality_id, Statement.period == period.replace(day=1))
         .order_by(Operator.code)
-    ).all()
-    yield csv_export.BOM + csv_export.csv_rows([csv_export.LINE_HEADER])
-    for statement_id, statement_period in statements:
-        yield from line_csv_rows(session, statement_id, statement_period)
+    )
 
 
 def write_statement_csv(session: Session, statement_id: int, stream: BinaryIO) -> int:
@@ -126,7 +126,7 @@ def statement_csv_chunks(session: Session, statement_id: int) -> Iterator[bytes]
 
 def _statement_csv_chunks(session: Session, statement_id: int, doc: StatementDoc) -> Iterator[bytes]:
     yield csv_export.BOM + csv_export.csv_rows([csv_export.LINE_HEADER])
-    yield from line_csv_rows(session, statement_id, doc.period)
+    yield from line_csv_rows(session, statement_id)
     yield csv_export.csv_rows([[], *csv_export.totals_rows(doc)])
 
 
@@ -265,7 +265,7 @@ def _named(session: Session, reference: Any, key: Any, name: Any, among: Any) ->
     return case(names, value=reference, else_=fallback)
 
 
-def line_csv_rows(session: Session, statement_id: int, period: date) -> Iterator[bytes]:
+def line_csv_rows(session: Session, statement_id: int) -> Iterator[bytes]:
     """One statement's line rows as CSV bytes (CRLF line ends), formatted by the database: on PostgreSQL
     streamed by COPY, elsewhere read a batch at a time and written by Python's csv module. Either way no
     line passes through Python one object at a time, and memory never grows with the statement."""

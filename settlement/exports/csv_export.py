@@ -28,7 +28,7 @@ import csv
 import io
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from typing import BinaryIO, Final
+from typing import Final
 
 from settlement.exports.documents import ACCOUNT_TYPE_LABELS, JST, STATUS_LABELS, StatementDoc
 
@@ -116,65 +116,46 @@ def totals_rows(doc: StatementDoc) -> list[list[str | int]]:
     ]
 
 
-class _CsvSink:
-    """A csv writer onto a caller's binary stream that leaves the stream open."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        stream.write(BOM)
-        # newline="" hands line ends to the csv module, which writes CRLF itself.
-        self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
-        self.writer = csv.writer(self._text, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-
-    def close(self) -> None:
-        self._text.flush()
-        self._text.detach()
-
-
 def month_summary_csv(docs: Sequence[StatementDoc]) -> bytes:
     """One row per statement with its totals and payee account, then a ``合計`` row over all of them."""
-    buffer = io.BytesIO()
-    sink = _CsvSink(buffer)
-    try:
-        sink.writer.writerow(SUMMARY_HEADER)
-        for doc in docs:
-            bank = doc.bank
-            sink.writer.writerow(
-                [
-                    period_text(doc.period),
-                    cell_text(doc.municipality_code),
-                    cell_text(doc.operator_code),
-                    cell_text(doc.operator_name),
-                    cell_text(doc.statement_number),
-                    STATUS_LABELS.get(doc.status, doc.status),
-                    doc.ride_count,
-                    doc.fare_total,
-                    doc.rider_share_total,
-                    doc.subsidy_total,
-                    doc.adjustment_total,
-                    doc.amount_due,
-                    bank.bank_code if bank else "",
-                    bank.branch_code if bank else "",
-                    ACCOUNT_TYPE_LABELS.get(bank.account_type, bank.account_type) if bank else "",
-                    bank.account_number if bank else "",
-                    cell_text(bank.holder_kana) if bank else "",
-                ]
-            )
-        sink.writer.writerow(
+    rows: list[Sequence[object]] = [SUMMARY_HEADER]
+    for doc in docs:
+        bank = doc.bank
+        rows.append(
             [
-                "合計",
-                "",
-                "",
-                "",
-                "",
-                "",
-                sum(doc.ride_count for doc in docs),
-                sum(doc.fare_total for doc in docs),
-                sum(doc.rider_share_total for doc in docs),
-                sum(doc.subsidy_total for doc in docs),
-                sum(doc.adjustment_total for doc in docs),
-                sum(doc.amount_due for doc in docs),
+                period_text(doc.period),
+                cell_text(doc.municipality_code),
+                cell_text(doc.operator_code),
+                cell_text(doc.operator_name),
+                cell_text(doc.statement_number),
+                STATUS_LABELS.get(doc.status, doc.status),
+                doc.ride_count,
+                doc.fare_total,
+                doc.rider_share_total,
+                doc.subsidy_total,
+                doc.adjustment_total,
+                doc.amount_due,
+                bank.bank_code if bank else "",
+                bank.branch_code if bank else "",
+                ACCOUNT_TYPE_LABELS.get(bank.account_type, bank.account_type) if bank else "",
+                bank.account_number if bank else "",
+                cell_text(bank.holder_kana) if bank else "",
             ]
         )
-    finally:
-        sink.close()
-    return buffer.getvalue()
+    rows.append(
+        [
+            "合計",
+            "",
+            "",
+            "",
+            "",
+            "",
+            sum(doc.ride_count for doc in docs),
+            sum(doc.fare_total for doc in docs),
+            sum(doc.rider_share_total for doc in docs),
+            sum(doc.subsidy_total for doc in docs),
+            sum(doc.adjustment_total for doc in docs),
+            sum(doc.amount_due for doc in docs),
+        ]
+    )
+    return BOM + csv_rows(rows)
