@@ -43,6 +43,7 @@ from sqlalchemy import select, text
 
 from bench.rides.seed import create_database, drop_database
 from bench.settlement.seed import SeededCity, copy_rides, ride_lines, seed_city
+from settlement import bulk
 from settlement.statements import period_bounds
 from voucher_api import migrate
 from voucher_api.clock import JST
@@ -83,7 +84,10 @@ class Floor:
     copy_bytes: int
     by_operator: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     write_s: float | None = None
-    """Not part of the floor: the bare write of the month's lines (see measure_write_reference)."""
+    """Not part of the floor: the bare write of the month's lines into a keyed table (see
+    measure_write_reference)."""
+    bulk_write_s: float | None = None
+    """Not part of the floor: the same lines bulk-written into a fresh table, keys built afterwards."""
 
     @property
     def total_s(self) -> float:
@@ -135,36 +139,47 @@ def measure_floor(url: str, municipality_id: int, month: date, out: Path) -> Flo
     )
 
 
-WRITE_REFERENCE = (
-    "CREATE TABLE bench_write_reference (statement_id bigint NOT NULL, line_no integer NOT NULL,"
-    " ride_id bigint, boarded_at timestamptz, meter_fare integer, rider_share integer,"
-    " subsidy_amount integer, PRIMARY KEY (statement_id, line_no), UNIQUE (ride_id))"
+_LINE_COLUMNS = (
+    "statement_id bigint NOT NULL, line_no integer NOT NULL, ride_id bigint, boarded_at timestamptz,"
+    " meter_fare integer, rider_share integer, subsidy_amount integer"
+)
+_LINE_KEYS = ("PRIMARY KEY (statement_id, line_no)", "UNIQUE (ride_id)")
+_NUMBERED_LINES = (
+    "SELECT operator_id, (row_number() OVER (PARTITION BY operator_id ORDER BY boarded_at, id))::integer,"
+    " id, boarded_at, meter_fare, rider_share, subsidy_amount FROM rides"
+    " WHERE municipality_id = %(m)s AND boarded_at >= %(s)s AND boarded_at < %(e)s AND status <> 'voided'"
 )
 
 
-def measure_write_reference(url: str, municipality_id: int, month: date) -> float:
-    """A reference next to the floor, not part of it: the least any design that keeps a statement's lines
-    can write — the month's rides INSERT … SELECT'ed, numbered per operator, into a bare table with the
-    two keys a line needs (its statement and number; its ride, once), no rules, no checks. The table is
-    dropped again."""
+def measure_write_reference(url: str, municipality_id: int, month: date) -> tuple[float, float]:
+    """Two references next to the floor, not part of it: the month's rides INSERT … SELECT'ed, numbered
+    per operator, with no rules and no checks, (1) into a bare table that already has the two keys a line
+    needs (its statement and number; its ride, once) — what writing lines into one shared table with a
+    key over every ride costs at least — and (2) into a fresh table without keys, the keys built
+    afterwards — what a bulk write of the same lines costs, possible only where a month's lines go to
+    storage of their own. Both tables are dropped again."""
     start, end = period_bounds(month)
+    params = {"m": municipality_id, "s": start, "e": end}
     with psycopg.connect(_psycopg_url(url)) as conn:
-        conn.execute(WRITE_REFERENCE)
+        conn.execute(f"SET work_mem = '{bulk.WORK_MEM}'")  # as the close sorts (settlement.bulk)
+        conn.execute("SET jit = off")
+        conn.execute(f"CREATE TABLE bench_write_reference ({_LINE_COLUMNS}, {', '.join(_LINE_KEYS)})")
         conn.commit()
         started = time.perf_counter()
-        conn.execute(
-            "INSERT INTO bench_write_reference SELECT operator_id,"
-            " row_number() OVER (PARTITION BY operator_id ORDER BY boarded_at, id), id, boarded_at,"
-            " meter_fare, rider_share, subsidy_amount FROM rides"
-            " WHERE municipality_id = %(m)s AND boarded_at >= %(s)s AND boarded_at < %(e)s"
-            " AND status <> 'voided'",
-            {"m": municipality_id, "s": start, "e": end},
-        )
+        conn.execute(f"INSERT INTO bench_write_reference {_NUMBERED_LINES}", params)
         conn.commit()
-        written = time.perf_counter() - started
+        incremental = time.perf_counter() - started
         conn.execute("DROP TABLE bench_write_reference")
         conn.commit()
-    return written
+        started = time.perf_counter()
+        conn.execute(f"CREATE TABLE bench_bulk_reference ({_LINE_COLUMNS})")
+        conn.execute(f"INSERT INTO bench_bulk_reference {_NUMBERED_LINES}", params)
+        conn.execute("ALTER TABLE bench_bulk_reference " + ", ".join(f"ADD {key}" for key in _LINE_KEYS))
+        conn.commit()
+        bulk_written = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_bulk_reference")
+        conn.commit()
+    return incremental, bulk_written
 
 
 @dataclass
@@ -292,6 +307,12 @@ def format_report(small: Measured, large: Measured, heading: str) -> str:
         add(
             "reference (not floor): bare write of the lines", _s(small.floor.write_s), _s(large.floor.write_s)
         )
+    if small.floor.bulk_write_s is not None and large.floor.bulk_write_s is not None:
+        add(
+            "reference: the same, fresh table, keys after",
+            _s(small.floor.bulk_write_s),
+            _s(large.floor.bulk_write_s),
+        )
     add("close (start/begin/5 operators/finish)", _s(small.close_s), _s(large.close_s))
     for key, label in (
         ("sign_off", "sign-off (confirm + approve)"),
@@ -334,6 +355,7 @@ def _as_json(measured: Measured) -> dict[str, Any]:
         "floor_copy_s": measured.floor.copy_s,
         "floor_after_s": measured.floor_after.total_s if measured.floor_after else None,
         "write_reference_s": measured.floor.write_s,
+        "bulk_write_reference_s": measured.floor.bulk_write_s,
         "close_s": measured.close_s,
         "timings": measured.child["timings"],
         "total_s": measured.total_s,
@@ -421,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 def measure_month(url: str, city: SeededCity, month: date, now: datetime, rides: int, out: Path) -> Measured:
     out.mkdir(parents=True, exist_ok=True)
     floor = measure_floor(url, city.municipality_id, month, out)
-    floor.write_s = measure_write_reference(url, city.municipality_id, month)
+    floor.write_s, floor.bulk_write_s = measure_write_reference(url, city.municipality_id, month)
     child, peak = run_child(
         {
             "database_url": url,

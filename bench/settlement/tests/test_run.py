@@ -72,6 +72,10 @@ def test_a_short_run_closes_both_months_with_totals_equal_to_the_floor(tmp_path:
     assert "ride lines equal the floor's aggregation: ok" in stdout
     result = json.loads(result_file.read_text(encoding="utf-8"))
     assert result["problems"] == []
+    for size in ("small", "large"):  # both references were written and timed, neither is the floor
+        assert result[size]["write_reference_s"] > 0
+        assert result[size]["bulk_write_reference_s"] > 0
+    assert "reference: the same, fresh table, keys after" in stdout
     statements = result["large"]["statements"]
     assert len(statements) == 5
     assert all(statement["status"] == "approved" for statement in statements)
