@@ -163,3 +163,21 @@ def test_finance_pages_are_served_japanese_first_with_local_scripts_only(
         assert '<html lang="ja">' in r.get_data(as_text=True)
         assert "script-src 'self'" in r.headers["Content-Security-Policy"]
         assert "https://" not in r.get_data(as_text=True)  # no CDN: every script and style is served here
+
+
+def test_the_charts_page_and_its_script_use_no_inline_style_the_csp_would_refuse(client: FlaskClient) -> None:
+    """style-src 'self': a style="..." attribute, in the page or set by its script, is refused."""
+    r = client.get("/staff/finance/charts")
+    assert r.status_code == 200
+    assert "style-src 'self'" in r.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in r.headers["Content-Security-Policy"]
+    html = r.get_data(as_text=True)
+    assert "style=" not in html
+    assert 'id="charts" class="finance-charts"' in html  # the charts page's own CSS rules hang on this
+    script = client.get("/staff/static/charts.js")
+    assert script.status_code == 200
+    source = script.get_data(as_text=True)
+    script.close()
+    assert "style:" not in source
+    assert '"style"' not in source
+    assert ".style." not in source

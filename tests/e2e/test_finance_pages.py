@@ -393,25 +393,45 @@ def test_the_charts_draw_monthly_rides_and_subsidy_by_operator_district_and_prog
     tab: Any, city: FinanceCity, screens_dir: Path
 ) -> None:
     page = tab
+    console: list[str] = []
+    page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
+    page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
     sign_in(page, "kansa", next_path=quote("/staff/finance/charts?from=2026-07&to=2026-09", safe="/"))
     page.get_by_role("heading", name="月ごとの乗車と助成額").wait_for()
     rides = page.locator("section[data-metric='rides']")
-    rides.locator("figure[data-key='total'] svg[role='img']").wait_for()
+    rides.locator("figure[data-key='total'] svg[role='list'] rect.bar").first.wait_for()
     assert page.get_by_label("終了月").input_value() == "2026-09"
     assert rides.locator("figure[data-key='total'] rect.bar").count() == 3  # July to September
     bars = rides.locator("figure[data-key='total'] rect.bar")
     assert [bars.nth(i).get_attribute("data-value") for i in range(3)] == ["10", "25", "68"]
-    op1_bars = rides.locator("figure[data-key='OP01'] rect.bar")
+    op1 = rides.locator(f"figure[data-key='OP01'] svg[aria-label='乗車数(回)({OP1})']")
+    op1_bars = op1.locator("rect.bar")
     assert [op1_bars.nth(i).get_attribute("data-value") for i in range(3)] == ["10", "20", "60"]
-    label = rides.locator("figure[data-key='OP01'] svg").get_attribute("aria-label")
-    assert label is not None
-    assert f"乗車数(回)({OP1})" in label
-    assert "令和8年9月 60" in label
+    # the bars are drawn to scale (SVG attributes, no inline style): 10, 20, 60 rides
+    heights = [(op1_bars.nth(i).bounding_box() or {"height": 0})["height"] for i in range(3)]
+    assert heights[2] > 50
+    assert heights[1] == pytest.approx(heights[2] / 3, abs=2)
+    assert heights[0] == pytest.approx(heights[2] / 6, abs=2)
+    # each bar is a list item that reads month, then its value
+    items = op1.get_by_role("listitem")
+    assert items.count() == 3
+    assert [items.nth(i).get_attribute("aria-label") for i in range(3)] == [
+        "令和8年7月 10",
+        "令和8年8月 20",
+        "令和8年9月 60",
+    ]
+    assert [items.nth(i).text_content() for i in range(3)] == ["7月10", "8月20", "9月60"]
     table = page.locator("#table-rides")
     assert "68" in table.locator("tfoot").inner_text()
     subsidy_total = page.locator("section[data-metric='subsidy'] figure[data-key='total'] rect.bar")
     assert int(subsidy_total.nth(2).get_attribute("data-value") or 0) > 0
+    assert page.locator("[style]").count() == 0
     check_screen(page, screens_dir, "49-finance-charts-by-operator")
+    refused = [line for line in console if "Content Security Policy" in line or "Refused to" in line]
+    assert refused == [], (
+        refused
+    )  # e.g. "Refused to apply inline style because it violates ... style-src 'self'"
+    assert [line for line in console if line.startswith("pageerror")] == []
 
     page.get_by_label("地区別").check()
     page.get_by_role("button", name="グラフを表示する").click()
@@ -431,6 +451,57 @@ def test_the_charts_draw_monthly_rides_and_subsidy_by_operator_district_and_prog
     page.get_by_label("開始月").fill("2023-01")
     page.get_by_role("button", name="グラフを表示する").click()
     page.get_by_text("一度に表示できるのは36か月までです。期間を短くしてください。").wait_for()
+
+
+def test_the_charts_write_large_counts_with_separators_and_never_break_an_amount(
+    tab: Any, city: FinanceCity
+) -> None:
+    """A year of a busy city's figures, drawn by the page's own script on a narrow (200 % zoom) screen."""
+    page = tab
+    sign_in(page, "kansa", next_path=quote("/staff/finance/charts?from=2026-07&to=2026-09", safe="/"))
+    page.locator("section[data-metric='rides'] figure[data-key='total'] rect.bar").first.wait_for()
+    page.set_viewport_size({"width": 640, "height": 900})
+    months = [f"{2025 + (9 + i) // 12}-{(9 + i) % 12 + 1:02d}" for i in range(12)]  # 2025-10 to 2026-09
+    rows = [
+        {"period": month, "key": key, "label": label, "rides": rides + i, "subsidy": subsidy + i * 1000}
+        for i, month in enumerate(months)
+        for key, label, rides, subsidy in [
+            ("OP01", OP1, 3071, 1_095_000),
+            ("OP02", "銀山観光タクシー有限会社", 830, 298_000),
+        ]
+    ]
+    page.evaluate(
+        "(report) => render(report)", {"from": months[0], "to": months[-1], "by": "operator", "rows": rows}
+    )
+    rides = page.locator("section[data-metric='rides'] figure[data-key='OP01']")
+    assert rides.locator("text.value").first.text_content() == "3,071"
+    assert rides.get_by_role("listitem").first.get_attribute("aria-label") == "令和7年10月 3,071"
+    assert rides.get_by_role("listitem").first.text_content() == "10月3,071"
+    total = page.locator("section[data-metric='rides'] figure[data-key='total'] text.value")
+    assert total.first.text_content() == "3,901"
+    subsidy = page.locator("section[data-metric='subsidy'] figure[data-key='OP01'] text.value")
+    assert subsidy.first.text_content() == "1,095,000"
+    assert page.locator("#table-rides tbody td.num").first.inner_text() == "3,071"
+    # the values above the bars do not run into one another (1,393,000 is wider than a bar)
+    overlapping = page.evaluate(
+        """() => [...document.querySelectorAll("#charts svg")].filter((chart) => {
+             const boxes = [...chart.querySelectorAll("text.value")].map((t) => t.getBoundingClientRect());
+             return boxes.some((box, i) => i > 0 && box.left < boxes[i - 1].right);
+           }).length"""
+    )
+    assert overlapping == 0
+    # no amount is broken across lines, however narrow the table's columns would have to be
+    broken = page.evaluate(
+        """() => [...document.querySelectorAll("#charts td.num, #charts th.num")].filter((cell) => {
+             const range = document.createRange();
+             range.selectNodeContents(cell);
+             const tops = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+             return tops.size > 1;
+           }).map((cell) => cell.textContent)"""
+    )
+    assert broken == []
+    assert page.locator("#table-subsidy tbody tr").first.locator("td.num").last.inner_text() == "13,206,000円"
+    assert page.locator("[style]").count() == 0
 
 
 def test_finance_pages_switch_to_english_and_send_signed_out_people_to_sign_in(

@@ -1,11 +1,11 @@
 /* Monthly rides and subsidy by operator, district or program, from /reports/monthly: small bar charts
-   drawn here as inline SVG (one per key, the same scale for all keys, the total first), each with a text
-   alternative, and the same figures as tables. */
+   drawn here as inline SVG (one per key, the same scale for all keys, the total first), each a list of its
+   bars (month, then value), and the same figures as tables. */
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
 const METRICS = [
-  { name: "rides", label: "charts.rides", format: (n) => n.toLocaleString("ja-JP") },
+  { name: "rides", label: "charts.rides", format: (n) => number(n) },
   { name: "subsidy", label: "charts.subsidy", format: (n) => yen(n) },
 ];
 
@@ -35,30 +35,40 @@ function shortMonth(period) {
     : month + "月";
 }
 
-/** One bar chart: a bar per month, its value written above it, months below; `max` is the shared scale. */
+/** Counts and amounts in the bars and tables: with thousands separators (3,071), as everywhere on the page. */
+function number(n) {
+  return n.toLocaleString("ja-JP");
+}
+
+/**
+ * One bar chart: a bar per month, its value written above it, months below; `max` is the shared scale.
+ * Each bar is a list item whose text reads month then value ("9月 60"), so read aloud or copied as text
+ * a value never runs into the next month; the drawing order is left to the coordinates. Sizes are SVG
+ * attributes only, never a style attribute (the Content-Security-Policy allows no inline style).
+ */
 function barChart(title, metric, months, values, max) {
   const bar = 44;
-  const gap = 20;
+  const gap = Math.max(20, number(max).length * 9 + 8 - bar); // room for the longest value (15px bold digits)
   const top = 28;
   const plot = 120;
   const width = months.length * (bar + gap) + gap;
   const height = top + plot + 34;
-  const spoken = months.map((m, i) => formatMonth(m) + " " + metric.format(values[i])).join("、");
   const chart = svg("svg", {
-    viewBox: "0 0 " + width + " " + height, width: "100%", role: "img",
-    "aria-label": T("charts.chart_label", { what: T(metric.label), name: title, values: spoken }),
+    viewBox: "0 0 " + width + " " + height, width: Math.max(width * 1.5, 320), role: "list",
+    "aria-label": T(metric.label) + (CONFIG.lang === "en" ? " (" + title + ")" : "(" + title + ")"),
     class: "bar-chart", preserveAspectRatio: "xMinYMin meet",
-    style: "max-width:" + Math.max(width * 1.5, 320) + "px",
   });
-  chart.append(svg("line", { x1: 0, x2: width, y1: top + plot, y2: top + plot, class: "axis" }));
+  chart.append(svg("line", { x1: 0, x2: width, y1: top + plot, y2: top + plot, class: "axis", "aria-hidden": "true" }));
   months.forEach((month, i) => {
     const x = gap + i * (bar + gap);
     const h = max > 0 ? Math.round((values[i] / max) * plot) : 0;
-    chart.append(
-      svg("rect", { x, y: top + plot - h, width: bar, height: Math.max(h, values[i] > 0 ? 2 : 0), class: "bar", "data-value": values[i] }),
-      svg("text", { x: x + bar / 2, y: top + plot - h - 6, "text-anchor": "middle", class: "value" },
-        metric.name === "subsidy" ? values[i].toLocaleString("ja-JP") : String(values[i])),
-      svg("text", { x: x + bar / 2, y: top + plot + 24, "text-anchor": "middle", class: "month" }, shortMonth(month)));
+    chart.append(svg("g", {
+      role: "listitem", class: "bar-unit", "data-month": month,
+      "aria-label": formatMonth(month) + " " + metric.format(values[i]),
+    },
+    svg("text", { x: x + bar / 2, y: top + plot + 24, "text-anchor": "middle", class: "month" }, shortMonth(month)),
+    svg("text", { x: x + bar / 2, y: top + plot - h - 6, "text-anchor": "middle", class: "value" }, number(values[i])),
+    svg("rect", { x, y: top + plot - h, width: bar, height: Math.max(h, values[i] > 0 ? 2 : 0), class: "bar", "data-value": values[i] })));
   });
   return chart;
 }
