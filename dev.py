@@ -221,7 +221,9 @@ def kiosk_lines(kiosk: Kiosk, var: Path) -> list[str]:
 def print_summary(var: Path, api_port: str, issuer_port: str, bridge_port: str, kiosk: Kiosk) -> None:
     summary = var / "demo-summary.txt"
     print("\n" + "=" * 72)
-    print(f"  窓口・移動市役所 http://127.0.0.1:{api_port}/staff/sign-in  (counter and mobile office)")
+    print(f"  職員サインイン http://127.0.0.1:{api_port}/staff/sign-in  (staff sign-in)")
+    print("                 窓口・移動市役所 (madoguchi, idou)、精算 (keiri, shonin, kenmu)")
+    print(f"  精算(会計課)   http://127.0.0.1:{api_port}/staff/finance  (finance)")
     print(f"  API            http://127.0.0.1:{api_port}/api/v1/health")
     print(f"  API の説明     http://127.0.0.1:{api_port}/api/v1/docs")
     print(f"  OpenAPI        http://127.0.0.1:{api_port}/api/v1/openapi.json")

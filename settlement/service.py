@@ -610,14 +610,16 @@ def approve_statement(
 
 
 def pay_statement(
-    session: Session, *, statement_id: int, municipality_id: int, actor: str, now: datetime
+    session: Session, *, statement_id: int, municipality_id: int, staff_id: int, actor: str, now: datetime
 ) -> Statement:
-    """Record that an approved statement was paid. Raises NotFound and Conflict statement.bad_transition."""
+    """Record that an approved statement was paid, and by whom. Raises NotFound and Conflict
+    statement.bad_transition."""
     statement = locked_statement(session, statement_id, municipality_id)
     if statement.status is not StatementStatus.APPROVED:
         raise Conflict("statement.bad_transition", current_status=statement.status.value)
     statement.status = StatementStatus.PAID
     statement.paid_at = now
+    statement.paid_by_id = staff_id
     session.flush()
     _record_transition(session, statement, actor, "statement.paid", now)
     return statement

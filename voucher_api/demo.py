@@ -124,6 +124,9 @@ CITY_STAFF: tuple[StaffSpec, ...] = (
     StaffSpec("idou", "福祉課 移動市役所担当", (StaffRole.MOBILE_OFFICE,)),
     StaffSpec("keiri", "会計課 精算担当", (StaffRole.FINANCE,)),
     StaffSpec("shonin", "会計課長(承認)", (StaffRole.FINANCE_APPROVER,)),
+    # Small offices give one person both roles: the four-eyes rule then refuses them approving a
+    # statement they confirmed themselves (statement.same_person), which the demo should let you see.
+    StaffSpec("kenmu", "会計課 係長(精算・承認を兼務)", (StaffRole.FINANCE, StaffRole.FINANCE_APPROVER)),
     StaffSpec("kansa", "監査委員事務局", (StaffRole.AUDITOR,)),
     StaffSpec("admin", "情報政策係 システム管理者", (StaffRole.ADMIN,)),
 )

@@ -313,6 +313,8 @@ def test_staff_sign_in_with_the_demo_password(db: Session) -> None:
     for username, role in (("madoguchi", "counter"), ("keiri", "finance"), ("shonin", "finance_approver")):
         principal = staff.authenticate(db, username=username, password=DEMO_STAFF_PASSWORD)
         assert role in principal.roles
+    both = staff.authenticate(db, username="kenmu", password=DEMO_STAFF_PASSWORD)
+    assert {"finance", "finance_approver"} <= set(both.roles)  # shows the four-eyes refusal
     op_admins = db.scalars(select(Operator.id)).all()
     principal = staff.authenticate(db, username="op01", password=DEMO_STAFF_PASSWORD)
     assert principal.operator_id in op_admins

@@ -106,6 +106,7 @@ class Statement(Base):
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"), default=None)
     operator_response: Mapped[OperatorResponse] = mapped_column(
         str_enum(OperatorResponse, "operator_response"),
         default=OperatorResponse.NONE,

@@ -173,6 +173,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "A settlement run for this period is already in progress.",
     ),
     "statement.not_found": ("精算書が見つかりません。", "Statement not found."),
+    "payment_file.nothing_to_pay": (
+        "この月には、振込ファイルに載せる精算書(承認済みで未払い、支払額が 0 円を超えるもの)がありません。",
+        "This month has no statement to put in a transfer file (approved, not yet paid, amount above zero).",
+    ),
+    "payment_file.refused": (
+        "振込ファイルを作成できません。理由を確認してください。",
+        "The transfer file cannot be made; see the reason.",
+    ),
     "statement.bad_transition": (
         "この精算書はその状態に変更できません。",
         "The statement cannot move to that state.",

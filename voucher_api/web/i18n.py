@@ -487,6 +487,10 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "month.lines_csv": ("全事業者の明細 CSV", "All lines (CSV)"),
     "month.summary_csv": ("事業者ごとの集計 CSV", "Summary per operator (CSV)"),
     "month.zengin": ("全銀 総合振込ファイル(承認済みの分)", "Zengin transfer file (approved statements)"),
+    "month.zengin_note": (
+        "振込ファイルに載るのは、承認済みでまだ支払済みにしていない精算書だけです。",
+        "The transfer file holds only the approved statements not yet recorded as paid.",
+    ),
     "month.payment_date": ("振込日(空欄なら翌月20日、休日は翌営業日)", "Payment date (default: the 20th)"),
     "download.saved": ("{name} を保存しました", "{name} saved"),
     "download.failed": ("ファイルを作れませんでした: {reason}", "The file could not be made: {reason}"),
@@ -518,8 +522,9 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "statement.approve": ("承認する", "Approve"),
     "statement.pay": ("支払済みにする", "Record as paid"),
     "statement.pay_note": (
-        "全銀振込ファイルで振り込んだ後に押してください。",
-        "Press after the transfer file has been sent to the bank.",
+        "全銀振込ファイルで振り込んだ後に押してください。支払済みにした精算書は、振込ファイルに載りません。",
+        "Press after the transfer file has been sent to the bank: a statement recorded as paid is no longer"
+        " in the transfer file.",
     ),
     "statement.done.confirmed": (
         "確認しました。次は別の職員が承認します。",
@@ -628,7 +633,6 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "charts.no_district": ("地区の登録なし", "No district registered"),
     "charts.table": ("表で見る: {what}", "As a table: {what}"),
     "charts.empty": ("この期間の乗車はありません。", "No rides in this period."),
-    "charts.chart_label": ("{what}({name}): {values}", "{what} ({name}): {values}"),
     "charts.note": (
         "乗車した月(日本時間)で集計しています。取り消された乗車は含みません。地区は住民票の地区です。",
         "Counted by the month of boarding (Japan time), voided rides excluded; the district is the "

@@ -15,7 +15,8 @@ from tests import factories as f
 from tests.conftest import RecordingTaskSender
 from tests.unit.settlement.factories import City, city, jst, ride
 from voucher_api.clock import FixedClock
-from voucher_api.models import RunStatus, SettlementRun, StaffRole, Statement
+from voucher_api.demo import REMITTER
+from voucher_api.models import RunStatus, SettlementRun, StaffRole, StaffUser, Statement
 
 
 @dataclass
@@ -259,6 +260,14 @@ def test_statement_is_confirmed_approved_by_another_person_and_paid(
     approve = client.post(f"/api/v1/statements/{sid}/approve", headers=auth(client, office.approver))
     pay = client.post(f"/api/v1/statements/{sid}/pay", headers=auth(client, office.finance))
     assert [r.get_json()["status"] for r in (confirm, approve, pay)] == ["confirmed", "approved", "paid"]
+    shown = client.get(f"/api/v1/statements/{sid}", headers=auth(client, office.finance)).get_json()
+    people = {staff.username: staff for staff in session.scalars(select(StaffUser))}
+    assert shown["paid_by_id"] == people[office.finance].id
+    assert (shown["confirmed_by_name"], shown["approved_by_name"], shown["paid_by_name"]) == (
+        people[office.finance].display_name,
+        people[office.approver].display_name,
+        people[office.finance].display_name,
+    )
 
 
 def test_the_person_who_confirmed_cannot_approve(
@@ -338,14 +347,7 @@ def test_payment_file_pays_the_approved_statements_from_the_citys_account(
     session_factory: sessionmaker[Session],
     clock: FixedClock,
 ) -> None:
-    office.town.mun.remitter = {
-        "requester_code": "0621200001",
-        "requester_name_kana": "オバナザワシ",
-        "bank_code": "0122",
-        "branch_code": "451",
-        "account_type": "ordinary",
-        "account_number": "0100223",
-    }
+    office.town.mun.remitter = dict(REMITTER)  # the demo city's account at 山形銀行 尾花沢支店
     office.town.fleets[0].operator.branch_code = "451"
     session.commit()
     closed_september(session_factory, clock)
@@ -369,5 +371,39 @@ def test_payment_file_with_nothing_approved_is_refused_with_the_reason(
 ) -> None:
     closed_september(session_factory, clock)
     r = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
-    assert (r.status_code, r.get_json()["code"]) == (422, "validation")
-    assert r.get_json()["errors"]["payment_file"]
+    assert (r.status_code, r.get_json()["code"]) == (422, "payment_file.nothing_to_pay")
+    assert "承認済みで未払い" in r.get_json()["title"]
+
+
+def test_payment_file_leaves_out_a_statement_already_recorded_paid(
+    client: FlaskClient,
+    office: Office,
+    session: Session,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+) -> None:
+    closed_september(session_factory, clock)
+    sid = statement_id(session, office)
+    for action, who in (("confirm", office.finance), ("approve", office.approver), ("pay", office.finance)):
+        client.post(f"/api/v1/statements/{sid}/{action}", headers=auth(client, who))
+    r = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
+    assert (r.status_code, r.get_json()["code"]) == (422, "payment_file.nothing_to_pay")
+
+
+def test_payment_file_with_a_bad_bank_code_is_refused_with_the_reason(
+    client: FlaskClient,
+    office: Office,
+    session: Session,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+) -> None:
+    office.town.mun.remitter = dict(REMITTER)  # the demo city's account at 山形銀行 尾花沢支店
+    office.town.fleets[0].operator.branch_code = "999"  # no such branch of the operator's bank
+    session.commit()
+    closed_september(session_factory, clock)
+    sid = statement_id(session, office)
+    client.post(f"/api/v1/statements/{sid}/confirm", headers=auth(client, office.finance))
+    client.post(f"/api/v1/statements/{sid}/approve", headers=auth(client, office.approver))
+    r = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
+    assert (r.status_code, r.get_json()["code"]) == (422, "payment_file.refused")
+    assert "999" in r.get_json()["errors"]["payment_file"][0]  # names the branch it does not know

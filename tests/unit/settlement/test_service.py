@@ -414,8 +414,14 @@ def test_statement_goes_confirmed_approved_paid_with_audit_entries(session: Sess
         actor=f"staff:{approver.id}",
         now=AFTER_SEPTEMBER,
     )
+    clerk = f.staff_user(session, town.mun, StaffRole.FINANCE, username="suitou")
     paid = service.pay_statement(
-        session, statement_id=statement.id, municipality_id=town.mun.id, actor="staff:1", now=AFTER_SEPTEMBER
+        session,
+        statement_id=statement.id,
+        municipality_id=town.mun.id,
+        staff_id=clerk.id,
+        actor=f"staff:{clerk.id}",
+        now=AFTER_SEPTEMBER,
     )
     actions = session.scalars(
         select(AuditEntry.action)
@@ -423,6 +429,7 @@ def test_statement_goes_confirmed_approved_paid_with_audit_entries(session: Sess
         .order_by(AuditEntry.id)
     ).all()
     assert paid.status is StatementStatus.PAID
+    assert (paid.paid_at, paid.paid_by_id) == (AFTER_SEPTEMBER, clerk.id)
     assert [a for a in actions if a != "statement.generated"] == [
         "statement.confirmed",
         "statement.approved",
@@ -436,7 +443,12 @@ def test_draft_cannot_be_paid(session: Session) -> None:
     statement = statement_of(session, town, 0, SEPTEMBER)
     with pytest.raises(Conflict) as conflict:
         service.pay_statement(
-            session, statement_id=statement.id, municipality_id=town.mun.id, actor="x", now=AFTER_SEPTEMBER
+            session,
+            statement_id=statement.id,
+            municipality_id=town.mun.id,
+            staff_id=1,
+            actor="x",
+            now=AFTER_SEPTEMBER,
         )
     assert conflict.value.code == "statement.bad_transition"
 
@@ -465,7 +477,12 @@ def test_statement_of_another_city_is_not_found(session: Session) -> None:
     statement = statement_of(session, town, 0, SEPTEMBER)
     with pytest.raises(NotFound):
         service.pay_statement(
-            session, statement_id=statement.id, municipality_id=other.mun.id, actor="x", now=AFTER_SEPTEMBER
+            session,
+            statement_id=statement.id,
+            municipality_id=other.mun.id,
+            staff_id=1,
+            actor="x",
+            now=AFTER_SEPTEMBER,
         )
 
 

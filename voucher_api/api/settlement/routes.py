@@ -40,6 +40,7 @@ from voucher_api.api.settlement.schemas import (
 from voucher_api.models import (
     Operator,
     SettlementRun,
+    StaffUser,
     Statement,
     StatementAdjustment,
     StatementLine,
@@ -103,6 +104,7 @@ def statement_body(statement: Statement, operator: Operator) -> dict[str, Any]:
         "approved_by_id": statement.approved_by_id,
         "approved_at": statement.approved_at,
         "paid_at": statement.paid_at,
+        "paid_by_id": statement.paid_by_id,
         "operator_response": statement.operator_response.value,
         "operator_response_by_id": statement.operator_response_by_id,
         "operator_response_at": statement.operator_response_at,
@@ -252,6 +254,7 @@ class StatementById(MethodView):
             .offset(page["offset"])
         )
         body = statement_body(statement, operator)
+        body.update(_sign_off_names(session, statement))
         body["lines_total"] = session.scalar(
             select(func.count()).select_from(StatementLine).where(StatementLine.statement_id == statement.id)
         )
@@ -358,21 +361,23 @@ class ZenginPaymentFile(MethodView):
     def get(self, query: dict[str, Any]) -> Any:
         """The bank transfer file paying the month's approved statements (amount due above zero).
 
-        Refused (validation) with the reason in `errors.payment_file` when there is nothing to pay, a
+        Refused payment_file.nothing_to_pay when no statement of the month is approved and unpaid with
+        an amount due; Refused payment_file.refused, with the reason in `errors.payment_file`, when a
         bank or branch code is unknown, a name does not fit, or the date is not a bank business day.
         """
         principal = current_principal()
         period = parse_period(query["period"])
         pay_on = query["payment_date"] or calendar.payment_date(period)
         session = db()
+        transfers = documents.transfers_for(session, municipality_id=principal.municipality_id, period=period)
+        if not transfers:
+            raise Refused("payment_file.nothing_to_pay")
         try:
             data = zengin.transfer_file(
-                documents.remitter_of(session, principal.municipality_id),
-                documents.transfers_for(session, municipality_id=principal.municipality_id, period=period),
-                payment_date=pay_on,
+                documents.remitter_of(session, principal.municipality_id), transfers, payment_date=pay_on
             )
         except ValueError as exc:  # ZenginError, or the city's remitter settings incomplete
-            raise Refused("validation", errors={"payment_file": [str(exc)]}) from exc
+            raise Refused("payment_file.refused", errors={"payment_file": [str(exc)]}) from exc
         audit.record(
             session,
             at=clock().now(),
@@ -434,6 +439,7 @@ def _transition(statement_id: int, action: str) -> dict[str, Any]:
             session,
             statement_id=statement_id,
             municipality_id=principal.municipality_id,
+            staff_id=principal.id,
             actor=principal.actor,
             now=now,
         )
@@ -486,6 +492,22 @@ def adjustment_body(adjustment: StatementAdjustment) -> dict[str, Any]:
         "created_by_id": adjustment.created_by_id,
         "created_at": adjustment.created_at,
     }
+
+
+def _sign_off_names(session: Session, statement: Statement) -> dict[str, str | None]:
+    """The display names of the staff who confirmed, approved and paid the statement (None: not yet)."""
+    ids = {
+        "confirmed_by_name": statement.confirmed_by_id,
+        "approved_by_name": statement.approved_by_id,
+        "paid_by_name": statement.paid_by_id,
+    }
+    wanted = {staff_id for staff_id in ids.values() if staff_id is not None}
+    names = dict(
+        session.execute(select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(wanted))).all()
+        if wanted
+        else []
+    )
+    return {field: names.get(staff_id) if staff_id is not None else None for field, staff_id in ids.items()}
 
 
 def _body_of(statement: Statement) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class StatementSchema(StrictSchema):
     approved_by_id = fields.Integer(allow_none=True)
     approved_at = fields.AwareDateTime(allow_none=True)
     paid_at = fields.AwareDateTime(allow_none=True)
+    paid_by_id = fields.Integer(allow_none=True)
     operator_response = fields.String(
         validate=validate.OneOf([r.value for r in OperatorResponse]),
         metadata={"description": "none | acknowledged (final) | disputed"},
@@ -104,6 +105,11 @@ class StatementLineSchema(StrictSchema):
 
 
 class StatementDetailSchema(StatementSchema):
+    confirmed_by_name = fields.String(allow_none=True, metadata={"description": "who confirmed it"})
+    approved_by_name = fields.String(allow_none=True, metadata={"description": "who approved it"})
+    paid_by_name = fields.String(
+        allow_none=True, metadata={"description": "who recorded it paid (null if paid before this was kept)"}
+    )
     lines = fields.List(fields.Nested(StatementLineSchema))
     lines_total = fields.Integer(metadata={"description": "how many lines the statement has in all"})
     lines_offset = fields.Integer()

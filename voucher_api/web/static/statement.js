@@ -11,9 +11,10 @@ function fact(label, value) {
   return [el("dt", {}, label), el("dd", {}, value === null || value === undefined || value === "" ? "ー" : value)];
 }
 
-function when(at, byId) {
+function when(at, byId, byName) {
   if (!at) return null;
-  return formatDateTime(at) + (byId && byId === view.me ? " " + T("statement.by_you") : "");
+  const who = byId && byId === view.me ? T("statement.by_you") : byName ? byName : "";
+  return formatDateTime(at) + (who ? " " + who : "");
 }
 
 function stageSteps(status) {
@@ -354,9 +355,9 @@ async function load(done) {
       fact(T("statement.adjustment"), yen(st.adjustment_total)),
       fact(T("statement.due"), el("strong", { id: "amount-due" }, yen(st.amount_due))),
       fact(T("statement.generated"), formatDateTime(st.generated_at)),
-      fact(T("statement.confirmed_at"), when(st.confirmed_at, st.confirmed_by_id)),
-      fact(T("statement.approved_at"), when(st.approved_at, st.approved_by_id)),
-      fact(T("statement.paid_at"), st.paid_at ? formatDateTime(st.paid_at) : null)),
+      fact(T("statement.confirmed_at"), when(st.confirmed_at, st.confirmed_by_id, st.confirmed_by_name)),
+      fact(T("statement.approved_at"), when(st.approved_at, st.approved_by_id, st.approved_by_name)),
+      fact(T("statement.paid_at"), when(st.paid_at, st.paid_by_id, st.paid_by_name))),
     signOff(st),
     files(),
     responseSection(st),
