@@ -437,10 +437,30 @@ def _bank(operator: Operator) -> BankAccount:
     )
 
 
-def _staff_name(session: Session, staff_id: int | None) -> str | None:
-    if staff_id is None:
-        return None
-    return session.scalar(select(StaffUser.display_name).where(StaffUser.id == staff_id))
+@dataclass(frozen=True)
+class SignOffNames:
+    """Who signed a statement off, by display name (None: not yet, or not recorded)."""
+
+    confirmed_by: str | None
+    approved_by: str | None
+    paid_by: str | None
+
+
+def sign_off_names(session: Session, statement: Statement) -> SignOffNames:
+    """The display names of the staff who confirmed, approved and paid the statement, in one query."""
+    ids = (statement.confirmed_by_id, statement.approved_by_id, statement.paid_by_id)
+    wanted = {staff_id for staff_id in ids if staff_id is not None}
+    names: dict[int, str] = (
+        dict(
+            session.execute(
+                select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(wanted))
+            ).all()
+        )
+        if wanted
+        else {}
+    )
+    confirmed, approved, paid = (names.get(staff_id) if staff_id is not None else None for staff_id in ids)
+    return SignOffNames(confirmed_by=confirmed, approved_by=approved, paid_by=paid)
 
 
 def _header(session: Session, statement: Statement) -> StatementDoc:
@@ -450,6 +470,7 @@ def _header(session: Session, statement: Statement) -> StatementDoc:
     assert operator is not None
     assert municipality is not None
     issued = statement.confirmed_at or statement.generated_at
+    signed = sign_off_names(session, statement)
     return StatementDoc(
         statement_number=statement.number,
         municipality_code=municipality.code,
@@ -467,8 +488,8 @@ def _header(session: Session, statement: Statement) -> StatementDoc:
         adjustment_total=statement.adjustment_total,
         amount_due=statement.amount_due,
         bank=_bank(operator),
-        prepared_by=_staff_name(session, statement.confirmed_by_id),
-        approved_by=_staff_name(session, statement.approved_by_id),
+        prepared_by=signed.confirmed_by,
+        approved_by=signed.approved_by,
         contact=municipality.contact,
         operator_response=statement.operator_response.value,
     )

@@ -40,7 +40,6 @@ from voucher_api.api.settlement.schemas import (
 from voucher_api.models import (
     Operator,
     SettlementRun,
-    StaffUser,
     Statement,
     StatementAdjustment,
     StatementLine,
@@ -254,7 +253,12 @@ class StatementById(MethodView):
             .offset(page["offset"])
         )
         body = statement_body(statement, operator)
-        body.update(_sign_off_names(session, statement))
+        signed = documents.sign_off_names(session, statement)
+        body["confirmed_by_name"], body["approved_by_name"], body["paid_by_name"] = (
+            signed.confirmed_by,
+            signed.approved_by,
+            signed.paid_by,
+        )
         body["lines_total"] = session.scalar(
             select(func.count()).select_from(StatementLine).where(StatementLine.statement_id == statement.id)
         )
@@ -492,22 +496,6 @@ def adjustment_body(adjustment: StatementAdjustment) -> dict[str, Any]:
         "created_by_id": adjustment.created_by_id,
         "created_at": adjustment.created_at,
     }
-
-
-def _sign_off_names(session: Session, statement: Statement) -> dict[str, str | None]:
-    """The display names of the staff who confirmed, approved and paid the statement (None: not yet)."""
-    ids = {
-        "confirmed_by_name": statement.confirmed_by_id,
-        "approved_by_name": statement.approved_by_id,
-        "paid_by_name": statement.paid_by_id,
-    }
-    wanted = {staff_id for staff_id in ids.values() if staff_id is not None}
-    names = dict(
-        session.execute(select(StaffUser.id, StaffUser.display_name).where(StaffUser.id.in_(wanted))).all()
-        if wanted
-        else []
-    )
-    return {field: names.get(staff_id) if staff_id is not None else None for field, staff_id in ids.items()}
 
 
 def _body_of(statement: Statement) -> dict[str, Any]:

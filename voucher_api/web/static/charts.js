@@ -5,7 +5,7 @@
 
 const SVG = "http://www.w3.org/2000/svg";
 const METRICS = [
-  { name: "rides", label: "charts.rides", format: (n) => number(n) },
+  { name: "rides", label: "charts.rides", format: number },
   { name: "subsidy", label: "charts.subsidy", format: (n) => yen(n) },
 ];
 
