@@ -13,13 +13,15 @@ from typing import Any
 
 from sqlalchemy import JSON, Connection, Engine, Enum, LargeBinary, String, Table, event, inspect, text
 
-# Twelve digits standing as their own token, written plainly or grouped 4-4-4 (spaces or hyphens), in
-# half- or full-width. Digits inside a longer alphanumeric token (a hex fingerprint, a nonce) are not a
-# number anyone wrote down, so they are not flagged.
-_SEP = "[-‐－ 　]?"
+# Twelve digits standing as their own token, written plainly or grouped 4-4-4 with one separator used
+# throughout (spaces or hyphens), in half- or full-width. Digits inside a longer alphanumeric token (a hex
+# fingerprint, a nonce) are not a number anyone wrote down, so they are not flagged; nor are the digit
+# groups of a UUID (an Idempotency-Key such as 62850876-3076-4128-9042-...), which are masked first.
 _TWELVE_DIGITS = re.compile(
-    rf"(?<![0-9A-Za-z０-９])([0-9０-９]{{4}}){_SEP}([0-9０-９]{{4}}){_SEP}([0-9０-９]{{4}})(?![0-9A-Za-z０-９])"
+    r"(?<![0-9A-Za-z０-９])([0-9０-９]{4})(?P<sep>[-‐－ 　]?)([0-9０-９]{4})(?P=sep)([0-9０-９]{4})"
+    r"(?![0-9A-Za-z０-９])"
 )
+_UUID = re.compile(r"\b[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\b")
 
 
 def is_individual_number(digits: str) -> bool:
@@ -40,8 +42,8 @@ def is_individual_number(digits: str) -> bool:
 
 def individual_numbers_in(text_value: str) -> list[str]:
     found = []
-    for match in _TWELVE_DIGITS.finditer(text_value):
-        if is_individual_number("".join(match.groups())):
+    for match in _TWELVE_DIGITS.finditer(_UUID.sub("<uuid>", text_value)):
+        if is_individual_number(match.group(1) + match.group(3) + match.group(4)):
             found.append(match.group(0))
     return found
 

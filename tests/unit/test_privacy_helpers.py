@@ -23,6 +23,19 @@ def test_grouped_numbers_are_found_and_hex_digits_are_not() -> None:
     assert individual_numbers_in("9f3a014676278932bc77") == []
 
 
+def test_uuid_digit_groups_and_mixed_separators_are_not_numbers() -> None:
+    # An Idempotency-Key whose leading groups are all digits: "62850876-3076" once tripped the guard.
+    assert is_individual_number("628508763076")
+    assert individual_numbers_in("62850876-3076-4a1b-9c2d-0123456789ab") == []
+    # the middle groups of a UUID, 4-4-4 between hyphens, valid as a number on their own
+    assert is_individual_number("307641289009")
+    assert individual_numbers_in("abcdef12-3076-4128-9009-0123456789ab") == []
+    assert individual_numbers_in("鍵 62850876-3076 です") == []
+    # the same twelve digits written down as a number are still found
+    assert individual_numbers_in("番号 6285-0876-3076") == ["6285-0876-3076"]
+    assert individual_numbers_in("番号 628508763076") == ["628508763076"]
+
+
 # --- the secrets the suite types ------------------------------------------------------------------
 
 
