@@ -426,6 +426,11 @@ def test_the_charts_draw_monthly_rides_and_subsidy_by_operator_district_and_prog
     subsidy_total = page.locator("section[data-metric='subsidy'] figure[data-key='total'] rect.bar")
     assert int(subsidy_total.nth(2).get_attribute("data-value") or 0) > 0
     assert page.locator("[style]").count() == 0
+    # a screen reader hears one sentence of what is shown, not the whole drawing again
+    status = page.locator("#chart-status")
+    assert status.get_attribute("role") == "status"
+    assert status.inner_text() == "令和8年7月から令和8年9月まで、事業者別に表示しています。"
+    assert page.locator("[aria-live]:has(svg), [role=status]:has(svg)").count() == 0
     check_screen(page, screens_dir, "49-finance-charts-by-operator")
     refused = [line for line in console if "Content Security Policy" in line or "Refused to" in line]
     assert refused == [], (
@@ -436,6 +441,7 @@ def test_the_charts_draw_monthly_rides_and_subsidy_by_operator_district_and_prog
     page.get_by_label("地区別").check()
     page.get_by_role("button", name="グラフを表示する").click()
     page.locator("section[data-metric='rides'] figure[data-key='03']").wait_for()
+    page.locator("#chart-status").get_by_text("地区別に表示しています").wait_for()
     districts = page.locator("#table-rides tbody th").all_inner_texts()
     assert districts == ["尾花沢", "宮沢", "玉野", "福原"]
     check_screen(page, screens_dir, "50-finance-charts-by-district")
@@ -451,6 +457,14 @@ def test_the_charts_draw_monthly_rides_and_subsidy_by_operator_district_and_prog
     page.get_by_label("開始月").fill("2023-01")
     page.get_by_role("button", name="グラフを表示する").click()
     page.get_by_text("一度に表示できるのは36か月までです。期間を短くしてください。").wait_for()
+    assert page.locator("#chart-status").inner_text() == ""
+
+    # a period with no rides says so in the sentence that is announced
+    page.get_by_label("開始月").fill("2026-01")
+    page.get_by_label("終了月").fill("2026-02")
+    page.get_by_role("button", name="グラフを表示する").click()
+    page.locator("#chart-status").get_by_text("この期間の乗車はありません。").wait_for()
+    assert page.locator("#charts svg").count() == 0
 
 
 def test_the_charts_write_large_counts_with_separators_and_never_break_an_amount(

@@ -633,6 +633,7 @@ TEXT: Final[dict[str, tuple[str, str]]] = {
     "charts.no_district": ("地区の登録なし", "No district registered"),
     "charts.table": ("表で見る: {what}", "As a table: {what}"),
     "charts.empty": ("この期間の乗車はありません。", "No rides in this period."),
+    "charts.shown": ("{from}から{to}まで、{by}に表示しています。", "Showing {from} to {to} ({by})."),
     "charts.note": (
         "乗車した月(日本時間)で集計しています。取り消された乗車は含みません。地区は住民票の地区です。",
         "Counted by the month of boarding (Japan time), voided rides excluded; the district is the "

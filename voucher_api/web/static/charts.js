@@ -75,6 +75,11 @@ function barChart(title, metric, months, values, max) {
 
 function render(report) {
   const target = clear(document.getElementById("charts"));
+  // One short sentence is announced, not the whole drawing: the charts area itself is not live.
+  const status = document.getElementById("chart-status");
+  const shown = T("charts.shown", { from: formatMonth(report.from), to: formatMonth(report.to), by: T("charts.by." + report.by) });
+  status.className = report.rows.length ? "note" : "notice warn";
+  status.textContent = report.rows.length ? shown : shown + " " + T("charts.empty");
   const months = monthRange(report.from, report.to);
   const keys = [];
   for (const row of report.rows) {
@@ -83,7 +88,7 @@ function render(report) {
   const value = (metric, key, month) => report.rows
     .filter((r) => r.period === month && (key === undefined || r.key === key))
     .reduce((sum, r) => sum + r[metric], 0);
-  if (!report.rows.length) { target.append(el("p", { class: "notice warn" }, T("charts.empty"))); return; }
+  if (!report.rows.length) return;
   for (const metric of METRICS) {
     const totals = months.map((m) => value(metric.name, undefined, m));
     const perKey = keys.map((k) => months.map((m) => value(metric.name, k.key, m)));
@@ -119,7 +124,12 @@ async function show(event) {
   const by = form.querySelector("input[name=by]:checked").value;
   const query = new URLSearchParams({ from: form.from.value, to: form.to.value, by });
   const answer = await api("GET", "/reports/monthly?" + query.toString());
-  if (!answer.ok) { message.append(refusal(answer.body)); clear(document.getElementById("charts")); return; }
+  if (!answer.ok) {
+    message.append(refusal(answer.body));
+    clear(document.getElementById("charts"));
+    document.getElementById("chart-status").textContent = "";
+    return;
+  }
   history.replaceState(null, "", "?" + query.toString());
   render(answer.body);
 }
