@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +30,11 @@ from voucher_api.config import Settings
 from voucher_api.db import make_engine
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# No timing assertion in a test, Hypothesis's default 200 ms deadline included: a loaded CI machine would
+# fail a correct property. CI prints the failing example's blob so it can be replayed (@reproduce_failure).
+hypothesis_settings.register_profile("suite", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("suite")
 CARD_SECRETS = (CARD_PIN, CARD_PASSWORD)  # the API tests' cards; SUITE_SECRETS holds every secret typed
 
 

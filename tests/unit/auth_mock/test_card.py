@@ -307,7 +307,7 @@ def test_malformed_commands_get_their_status_word(card_copy: CardCopy, apdu: byt
     assert card.transmit(apdu) == status.to_bytes(2, "big")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(apdu=st.binary(max_size=300))
 def test_any_command_gets_a_status_word_and_never_crashes(pki: Pki, apdu: bytes) -> None:
     card = VirtualCard.load(pki.cards[CardKind.STANDARD].path)

@@ -144,7 +144,7 @@ def test_two_processes_sharing_the_store_never_get_the_same_number(tmp_path: Pat
     assert sorted(got[0] + got[1]) == list(range(1, 101))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(st.lists(st.sampled_from(["allocate", "board", "restart"]), min_size=1, max_size=20))
 def test_numbers_only_ever_go_up_whatever_happens(steps: list[str]) -> None:
     with tempfile.TemporaryDirectory() as directory:

@@ -143,7 +143,7 @@ def test_every_record_is_120_bytes_of_shift_jis_followed_by_crlf() -> None:
     assert "ｵﾊﾞﾅｻﾞﾜｼ" in data.decode("cp932")
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.lists(st.integers(min_value=1, max_value=9_999_999_999), min_size=1, max_size=30))
 def test_trailer_counts_and_totals_the_data_records(amounts: list[int]) -> None:
     data = transfer_file(make_remitter(), [make_transfer(a) for a in amounts], payment_date=PAY_DAY)

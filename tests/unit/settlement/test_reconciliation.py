@@ -223,7 +223,7 @@ _CELL = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(st.lists(st.lists(_CELL, min_size=0, max_size=6), max_size=25))
 def test_every_data_row_is_either_read_or_reported_never_both(rows: list[list[str]]) -> None:
     log = parse_log(log_csv(rows))
@@ -286,7 +286,7 @@ _ROWS = st.lists(
 )  # (vehicle or unknown, minute, index of the line whose ride number it carries, or a stranger's)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(_LINES, _ROWS, st.integers(0, 5))
 def test_every_row_and_every_line_ends_up_in_exactly_one_group(
     line_specs: list[tuple[int, int]], row_specs: list[tuple[int | None, int, int | None]], minutes: int
