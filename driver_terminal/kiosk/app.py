@@ -332,7 +332,9 @@ def create_kiosk_app(context: KioskContext) -> Flask:
     def trip() -> Any:
         with context.terminal() as terminal:
             if _body().get("open"):
-                trip_ref = f"trip-{terminal.identity.terminal_id}-{uuid.uuid4().hex[:12]}"
+                # The whole UUID: twelve hex characters alone can be twelve digits, the shape of a
+                # My Number, which no stored value should ever have.
+                trip_ref = f"trip-{terminal.identity.terminal_id}-{uuid.uuid4().hex}"
                 terminal.store.set_fact(OPEN_TRIP_FACT, trip_ref)
                 return jsonify({"open_trip": trip_ref})
             terminal.store.set_fact(OPEN_TRIP_FACT, "")

@@ -303,6 +303,8 @@ def test_a_shared_ride_divides_the_meter_among_its_riders(
 ) -> None:
     client, _context, _data_dir = offline_kiosk
     trip = client.post("/api/trip", json={"open": True}).get_json()["open_trip"]
+    # a whole UUID: never a free-standing run of twelve characters that could read as a My Number
+    assert re.fullmatch(r"trip-\d+-[0-9a-f]{32}", trip)
     ride = client.post("/api/board", json={"pin": f.CARD_PIN}).get_json()["ride"]
     assert ride["trip_ref"] == trip
     [alone] = client.post("/api/alight", json={"trip_ref": trip, "meter_fare": 1841}).get_json()["rides"]
