@@ -294,6 +294,20 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """RabbitMQ, the other production broker (§9): TEST_AMQP_URL, or the local default."""
+    url = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    try:
+        from kombu import Connection
+
+        with Connection(url, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # any failure to reach the broker means "missing"
+        _missing("RabbitMQ", str(exc))
+    return url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     try:

@@ -2,7 +2,8 @@
 
 - on the embedded default (SQLite database, server-less SQLAlchemy broker): always runs;
 - on PostgreSQL + Redis (CI): one draft statement per operator, and a worker process SIGKILLed in the
-  middle of a run loses nothing and duplicates nothing once its messages are redelivered.
+  middle of a run loses nothing and duplicates nothing once its messages are redelivered;
+- on PostgreSQL + RabbitMQ (CI): the same close, with the chord's results in the database.
 
 Each test starts its own worker on its own queue and its own database, and stops it at the end.
 """
@@ -281,6 +282,45 @@ def test_worker_closes_a_month_with_one_draft_statement_per_operator(
         run = run_status(factory, finished)
         assert (run.status, run.operators_done) == (RunStatus.SUCCEEDED, OPERATORS), log.read_text()[-3000:]
     assert_one_draft_statement_per_operator(factory, rides)
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.postgres
+def test_worker_closes_a_month_on_rabbitmq_with_results_in_the_database(
+    postgres_database: str, amqp_url: str, tmp_path: Path
+) -> None:
+    # RabbitMQ is the other broker production may use (§9); with it the chord's results live in the
+    # database (settlement.celery_app.result_backend_url), so nothing here touches Redis.
+    var = tmp_path / "var"
+    var.mkdir()
+    stack = Stack(postgres_database, amqp_url, f"settle-amqp-{uuid.uuid4().hex[:8]}", var)
+    assert create_celery(stack.settings()).conf.result_backend.startswith("db+postgresql+psycopg://")
+    engine = make_engine(postgres_database)
+    factory = make_session_factory(engine)
+    try:
+        municipality_id, rides = seed(factory)
+        log = tmp_path / "worker.log"
+        with running_worker(stack, log) as worker:
+            run_id = close_september(stack, factory, municipality_id, log, worker)
+        run = run_status(factory, run_id)
+        assert (run.status, run.operators_done, run.operators_total) == (
+            RunStatus.SUCCEEDED,
+            OPERATORS,
+            OPERATORS,
+        ), log.read_text()[-3000:]
+        assert "transport:   amqp://" in log.read_text()  # the worker's banner: it did consume RabbitMQ
+        assert_one_draft_statement_per_operator(factory, rides)
+    finally:
+        engine.dispose()
+        _delete_queue(amqp_url, stack.queue)
+
+
+def _delete_queue(url: str, queue: str) -> None:
+    """The test's own queue is durable on RabbitMQ: remove it so test runs do not pile queues up."""
+    from kombu import Connection
+
+    with Connection(url, connect_timeout=2) as conn:
+        conn.default_channel.queue_delete(queue)
 
 
 def children_of(pid: int) -> list[int]:
