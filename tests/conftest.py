@@ -298,9 +298,9 @@ def amqp_url() -> str:
     """RabbitMQ, the other production broker (§9): TEST_AMQP_URL, or the local default."""
     url = os.environ.get("TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
     try:
-        from kombu import Connection
+        from kombu.connection import Connection
 
-        with Connection(url, connect_timeout=2) as conn:
+        with Connection(url, connect_timeout=2) as conn:  # type: ignore[no-untyped-call]
             conn.ensure_connection(max_retries=1)
     except Exception as exc:  # any failure to reach the broker means "missing"
         _missing("RabbitMQ", str(exc))

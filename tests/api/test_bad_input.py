@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from tests import factories as f
 from tests.api.conftest import City, Rider
-from voucher_api.models import Application, AuditEntry, Entitlement, Ride
+from voucher_api.models import Application, AuditEntry, Entitlement, Ride, RideStatus
 
 
 def counts(session: Session) -> tuple[int, ...]:
@@ -77,7 +77,7 @@ def test_bad_fares_are_refused_and_the_ride_stays_open(
     assert r.status_code == 422
     assert r.get_json()["code"] == "validation"
     assert "meter_fare" in r.get_json()["errors"]
-    assert session.scalar(select(Ride.status).where(Ride.id == ride_id)).value == "boarded"
+    assert session.scalar(select(Ride.status).where(Ride.id == ride_id)) == RideStatus.BOARDED
 
 
 def test_missing_token_is_401(client: FlaskClient, city: City) -> None:
@@ -126,7 +126,7 @@ def test_garbage_certificate_is_refused_cleanly(client: FlaskClient, city: City)
 TOKEN_FORGERIES: list[tuple[str, Callable[[str], str]]] = [
     (
         "alg none",
-        lambda secret: jwt.encode({"sub": "staff:1", "typ": "staff", "mun": 1}, None, algorithm="none"),
+        lambda secret: jwt.encode({"sub": "staff:1", "typ": "staff", "mun": 1}, "", algorithm="none"),
     ),
     (
         "wrong secret",

@@ -199,7 +199,7 @@ def revocation_app(
 def revoked_rider(session: Session, city: City, issuer: Any, card_factory: Any, verifier: Any) -> Path:
     person = f.resident(session, city.mun)
     f.entitlement(session, person, city.program)
-    card = card_factory("revoked-later")
+    card: Path = card_factory("revoked-later")
     f.bind_card(session, verifier, person, card, city.counter.id)
     session.commit()
     [issued] = [c for c in issuer.list_cards() if Path(c.path) == card]

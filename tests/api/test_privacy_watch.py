@@ -3,6 +3,8 @@ calls commit inside its transaction is scanned before the rollback, and a hit is
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Connection, Engine, text
@@ -12,6 +14,8 @@ from tests import factories as f
 from tests.api.conftest import City, Rider
 from tests.privacy import DatabaseWatch
 from voucher_api.demo import DEMO_CARD_PIN
+
+CONNECTION_FIXTURE: Any = cast(Any, tests.conftest.connection).__wrapped__  # the generator behind it
 
 
 def test_the_per_test_scan_sees_what_the_api_committed_inside_the_test_transaction(
@@ -63,7 +67,7 @@ def test_the_connection_fixture_fails_a_test_that_left_a_secret_in_the_database(
 ) -> None:
     """Drive the real `connection` fixture by hand: a write holding a PIN, a password or an individual
     number makes its teardown fail, and the rollback still happens."""
-    fixture = tests.conftest.connection.__wrapped__  # the generator behind the fixture
+    fixture = CONNECTION_FIXTURE  # the generator behind the fixture
     steps = fixture(engine)
     conn = next(steps)
     conn.execute(
@@ -80,7 +84,7 @@ def test_the_connection_fixture_fails_a_test_that_left_a_secret_in_the_database(
 
 
 def test_the_connection_fixture_passes_a_test_that_wrote_nothing_secret(engine: Engine) -> None:
-    steps = tests.conftest.connection.__wrapped__(engine)
+    steps = CONNECTION_FIXTURE(engine)
     conn = next(steps)
     conn.execute(
         text(

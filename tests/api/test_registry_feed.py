@@ -65,9 +65,10 @@ def resident_for(session: Session, person: RegistryPerson) -> Resident:
 
 
 def elderly(registry: Any) -> RegistryPerson:
-    return next(
+    person: RegistryPerson = next(
         p for p in registry.iter_people() if p.status == "resident" and p.age_on(date(2026, 4, 1)) >= 80
     )
+    return person
 
 
 def test_death_ends_entitlements_and_card_bindings(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from tests import factories as f
 from tests.api.conftest import City, Rider, board
 from voucher_api.clock import FixedClock
-from voucher_api.models import Entitlement, Ride
+from voucher_api.models import Entitlement, Ride, Vehicle
 from voucher_api.services.entitlements import ledger_sum
 
 
@@ -21,7 +21,7 @@ def test_terminal_enrols_once_with_its_code_and_signs_in_with_its_key(
     client: FlaskClient, session: Session, city: City
 ) -> None:
     admin = f.bearer(f.staff_token(client, "jigyosha"))
-    vehicle_id = session.scalar(select(f.Vehicle.id).where(f.Vehicle.operator_id == city.operator_id))
+    vehicle_id = session.scalar(select(Vehicle.id).where(Vehicle.operator_id == city.operator_id))
     created = client.post("/api/v1/terminals", json={"vehicle_id": vehicle_id}, headers=admin)
     assert created.status_code == 201
     code = created.get_json()["enrolment_code"]

@@ -24,7 +24,7 @@ from tests.e2e.conftest import (
     slip_png,
     wait_for_form,
 )
-from voucher_api.models import Application, CardBinding
+from voucher_api.models import Application, BindingMethod, CardBinding
 
 pytestmark = pytest.mark.e2e
 
@@ -102,9 +102,10 @@ def test_standard_application_is_completed_without_the_clerk_typing_a_character(
             )
             == 1
         )
-        assert session.scalar(
-            select(CardBinding.method).where(CardBinding.resident_id == resident_id)
-        ).value == ("signature_certificate")
+        assert (
+            session.scalar(select(CardBinding.method).where(CardBinding.resident_id == resident_id))
+            == BindingMethod.SIGNATURE_CERTIFICATE
+        )
 
 
 def test_pin_and_password_are_taken_only_on_the_residents_pads(page: Any, world: World) -> None:

@@ -562,6 +562,7 @@ def _operator_log(city: FinanceCity, statement_id: int) -> str:
         ).all()
     rows = ["乗車日時,車両番号,メーター料金"]
     for boarded_at, registration, fare in lines[1:]:
+        assert boarded_at is not None  # a ride's line always has its boarding time
         rows.append(f"{boarded_at.astimezone(JST):%Y-%m-%d %H:%M},{registration},{fare}")
     rows.append(f"2026-09-30 23:10,{lines[0][1]},1800")
     return "\r\n".join(rows) + "\r\n"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests import factories as f
 from voucher_api.db import commit_each_statement, make_engine, make_session_factory
-from voucher_api.models import Entitlement, Ride, StaffRole
+from voucher_api.models import Entitlement, Ride, StaffRole, Vehicle
 from voucher_api.services import identity, rides
 from voucher_api.services.entitlements import ledger_sum
 from voucher_api.services.errors import DomainError
@@ -65,7 +65,7 @@ def test_many_connections_boarding_at_once_make_exactly_the_one_ride_allowed(
             municipality_id=mun.id,
             roles=frozenset({"terminal"}),
             operator_id=op.id,
-            vehicle_id=s.scalar(select(f.Vehicle.id).where(f.Vehicle.operator_id == op.id)),
+            vehicle_id=s.scalar(select(Vehicle.id).where(Vehicle.operator_id == op.id)),
         )
         proofs = []
         reader = f.card_reader(card)

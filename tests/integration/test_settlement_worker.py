@@ -209,6 +209,25 @@ def assert_one_draft_statement_per_operator(factory: sessionmaker[Session], ride
     assert (lines, distinct_rides) == (rides, rides)
 
 
+def close_once_and_check(stack: Stack, log: Path) -> None:
+    """Seed the city, let a worker close September, and check the run and its statements."""
+    engine = make_engine(stack.database_url)
+    factory = make_session_factory(engine)
+    try:
+        municipality_id, rides = seed(factory)
+        with running_worker(stack, log) as worker:
+            run_id = close_september(stack, factory, municipality_id, log, worker)
+        run = run_status(factory, run_id)
+        assert (run.status, run.operators_done, run.operators_total) == (
+            RunStatus.SUCCEEDED,
+            OPERATORS,
+            OPERATORS,
+        ), log.read_text()[-3000:]
+        assert_one_draft_statement_per_operator(factory, rides)
+    finally:
+        engine.dispose()
+
+
 # --- the embedded default ------------------------------------------------------------------------
 
 
@@ -220,22 +239,7 @@ def test_worker_closes_a_month_on_the_embedded_sqlite_broker(tmp_path: Path) -> 
     database_url = f"sqlite:///{var / 'voucher.sqlite3'}"
     migrate.upgrade(database_url)
     stack = Stack(database_url, f"sqla+sqlite:///{var / 'broker.sqlite3'}", f"q-{uuid.uuid4().hex[:8]}", var)
-    engine = make_engine(database_url)
-    factory = make_session_factory(engine)
-    try:
-        municipality_id, rides = seed(factory)
-        log = tmp_path / "worker.log"
-        with running_worker(stack, log) as worker:
-            run_id = close_september(stack, factory, municipality_id, log, worker)
-        run = run_status(factory, run_id)
-        assert (run.status, run.operators_done, run.operators_total) == (
-            RunStatus.SUCCEEDED,
-            OPERATORS,
-            OPERATORS,
-        )
-        assert_one_draft_statement_per_operator(factory, rides)
-    finally:
-        engine.dispose()
+    close_once_and_check(stack, tmp_path / "worker.log")
 
 
 # --- PostgreSQL and Redis ------------------------------------------------------------------------
@@ -295,31 +299,19 @@ def test_worker_closes_a_month_on_rabbitmq_with_results_in_the_database(
     var.mkdir()
     stack = Stack(postgres_database, amqp_url, f"settle-amqp-{uuid.uuid4().hex[:8]}", var)
     assert create_celery(stack.settings()).conf.result_backend.startswith("db+postgresql+psycopg://")
-    engine = make_engine(postgres_database)
-    factory = make_session_factory(engine)
+    log = tmp_path / "worker.log"
     try:
-        municipality_id, rides = seed(factory)
-        log = tmp_path / "worker.log"
-        with running_worker(stack, log) as worker:
-            run_id = close_september(stack, factory, municipality_id, log, worker)
-        run = run_status(factory, run_id)
-        assert (run.status, run.operators_done, run.operators_total) == (
-            RunStatus.SUCCEEDED,
-            OPERATORS,
-            OPERATORS,
-        ), log.read_text()[-3000:]
-        assert "transport:   amqp://" in log.read_text()  # the worker's banner: it did consume RabbitMQ
-        assert_one_draft_statement_per_operator(factory, rides)
+        close_once_and_check(stack, log)
     finally:
-        engine.dispose()
         _delete_queue(amqp_url, stack.queue)
+    assert "transport:   amqp://" in log.read_text()  # the worker's banner: it did consume RabbitMQ
 
 
 def _delete_queue(url: str, queue: str) -> None:
     """The test's own queue is durable on RabbitMQ: remove it so test runs do not pile queues up."""
-    from kombu import Connection
+    from kombu.connection import Connection
 
-    with Connection(url, connect_timeout=2) as conn:
+    with Connection(url, connect_timeout=2) as conn:  # type: ignore[no-untyped-call]
         conn.default_channel.queue_delete(queue)
 
 

@@ -14,6 +14,7 @@ from tests import factories as f
 from tests.unit.settlement.factories import City, city, jst, ride
 from voucher_api.models import (
     AuditEntry,
+    RideStatus,
     RunStatus,
     SettlementRun,
     StaffRole,
@@ -271,7 +272,7 @@ def test_draft_is_rebuilt_in_place_with_a_fare_entered_since(session: Session) -
     close_all(session, town)
     first = statement_of(session, town, 0, SEPTEMBER)
     assert [line.kind for line in lines_of(session, first)] == [StatementLineKind.FARELESS]
-    late.status, late.meter_fare, late.subsidy_amount, late.rider_share = "completed", 1600, 800, 800
+    late.status, late.meter_fare, late.subsidy_amount, late.rider_share = RideStatus.COMPLETED, 1600, 800, 800
     session.flush()
     close_all(session, town, now=AFTER_SEPTEMBER + timedelta(hours=1))
     again = statement_of(session, town, 0, SEPTEMBER)
@@ -298,7 +299,7 @@ def test_ride_still_within_its_fare_grace_time_waits_and_is_settled_next_month(s
     close_all(session, town)  # 02:00 on 1 October: only 4 of the 12 hours have passed
     assert statement_of(session, town, 0, SEPTEMBER).ride_count == 0
     waiting.status, waiting.meter_fare, waiting.subsidy_amount, waiting.rider_share = (
-        "completed",
+        RideStatus.COMPLETED,
         1000,
         500,
         500,
@@ -519,7 +520,7 @@ def test_ride_already_settled_on_a_later_statement_stays_there_when_its_own_mont
     town = city(session, operators=1)
     late = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 30, 22, 0), fare=None)
     close_all(session, town)  # still within its fare grace time: no line yet
-    late.status, late.meter_fare, late.subsidy_amount, late.rider_share = "completed", 1000, 500, 500
+    late.status, late.meter_fare, late.subsidy_amount, late.rider_share = RideStatus.COMPLETED, 1000, 500, 500
     session.flush()
     close_all(session, town, OCTOBER, now=AFTER_OCTOBER)  # a prior-period line on October's statement
     close_all(session, town, now=AFTER_OCTOBER + timedelta(hours=1))  # September's draft rebuilt

@@ -31,7 +31,7 @@ TICKET = {"formula": "ticket", "ticket_value": 500, "max_tickets_per_ride": 3}
 COPAY = {"formula": "fixed_copay", "copay": 500}
 
 
-def terms(subsidy: dict[str, object] | None = None, **options: object) -> ProgramTerms:
+def terms(subsidy: dict[str, object] | None = None, /, **options: object) -> ProgramTerms:
     return ProgramTerms(subsidy=subsidy or PERCENT, options={"fareless_after_hours": 12, **options})
 
 
@@ -236,7 +236,8 @@ def test_ride_of_a_program_without_terms_gets_no_amounts(session: Session, town:
         select(rules.settles, rules.subsidy_amount).where(Ride.id == made.id)
     ).one()
     # No terms, no grace time: it never counts as overdue, so it waits rather than being settled blind.
-    assert (bool(settles), subsidy) == (False, None)
+    found: tuple[bool, int | None] = (bool(settles), subsidy)
+    assert found == (False, None)
 
 
 def test_month_note_names_the_month() -> None:
@@ -268,6 +269,8 @@ def test_statement_number_names_city_month_and_operator() -> None:
 @pytest.mark.parametrize(
     "options", [{"fareless_rule": "half"}, {"offline_loss_borne_by": "driver"}], ids=["fareless", "bearer"]
 )
-def test_unknown_program_options_are_refused(session: Session, town: City, options: dict[str, str]) -> None:
+def test_unknown_program_options_are_refused(
+    session: Session, town: City, options: dict[str, object]
+) -> None:
     with pytest.raises(ValueError, match="unknown"):
         LineRules({town.program.id: terms(**options)}, period=SEPTEMBER, now=NOW).subsidy_amount  # noqa: B018

@@ -62,7 +62,7 @@ def test_registry_changes_are_followed_by_the_beat_task(
     session.commit()
     someone = next(p for p in registry.iter_people() if p.status == "resident")
     registry.record_change("died", someone.registry_id, effective_on=date(2026, 10, 10))
-    worker_app.registry_client = residents.HttpRegistryClient(  # type: ignore[attr-defined]
+    worker_app.registry_client = residents.HttpRegistryClient(
         "http://registry", httpx.Client(transport=httpx.WSGITransport(app=create_registry_app(registry)))
     )
     task: Any = worker_app.tasks["registry.follow_changes"]
