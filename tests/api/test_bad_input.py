@@ -103,6 +103,26 @@ def test_staff_token_cannot_board(client: FlaskClient, city: City) -> None:
     assert client.post("/api/v1/rides", json={}, headers=headers).status_code == 403
 
 
+def test_a_nul_character_is_refused_before_anything_reads_it(
+    client: FlaskClient, session: Session, city: City
+) -> None:
+    # PostgreSQL keeps no NUL in text: each of these was a 500 there before it was refused up front.
+    staff = f.bearer(f.staff_token(client, "madoguchi"))
+    before = counts(session)
+    r = client.post("/api/v1/auth/token", json={"username": "madoguchi\u0000", "password": "x"})
+    assert (r.status_code, r.get_json()["code"]) == (422, "validation")
+    assert set(r.get_json()["errors"]) == {"username"}
+    r = client.get("/api/v1/residents", query_string={"kana": "ヤマ\x00"}, headers=staff)
+    assert (r.status_code, set(r.get_json()["errors"])) == (422, {"kana"})
+    nested = {"resident_id": 1, "program_id": 1, "channel": "counter", "answers": {"note": ["\u0000"]}}
+    r = client.post("/api/v1/applications", json=nested, headers={**staff, "Idempotency-Key": "nul-1"})
+    assert (r.status_code, set(r.get_json()["errors"])) == (422, {"answers"})
+    r = client.post("/api/v1/applications", json={}, headers={**staff, "Idempotency-Key": "k\x00"})
+    assert (r.status_code, r.get_json()["code"]) == (400, "request.malformed")
+    assert client.get("/api/v1/statements/1%00").status_code == 400
+    assert counts(session) == before
+
+
 def test_boarding_without_idempotency_key_is_refused(client: FlaskClient, city: City) -> None:
     token = city.terminal.token(client, f.NOW)
     r = client.post(

@@ -1,8 +1,10 @@
 """Every write route of the API, found in the app's url_map, answers each class of bad input with a 4xx
-problem (application/problem+json with a `code`) and changes no row (issue 2, point 9).
+problem (application/problem+json with a `code`) and changes no row (issue 2, point 9); every read route
+answers a bad query string with a 2xx or a 4xx problem, never a 500.
 
 A route added later is covered without touching this file. Classes: malformed JSON, a JSON list, an
-unknown field, wrong types, a huge number (10**30), a negative number, a missing token, a wrong role.
+unknown field, wrong types, a huge number (10**30), a negative number, a NUL character in the strings, a
+missing token, a wrong role.
 
 How strong each check is:
 - body classes are sent by a caller the route lets in (found per route: the all-roles staff member, the
@@ -53,10 +55,11 @@ CLASSES = (
     "wrong types",
     "huge number",
     "negative number",
+    "nul character",
     "missing token",
     "wrong role",
 )
-BODY_CLASSES = CLASSES[:6]
+BODY_CLASSES = CLASSES[:7]
 # Callers holding a valid token of a narrow kind; every protected write route refuses one of them
 # (auditors may still POST what only reads, such as a reconciliation, so terminals are asked too).
 WRONG_ROLE_CALLERS = ("auditor", "terminal", "operator_admin")
@@ -71,8 +74,9 @@ ROLE_DEPENDS_ON_BODY: dict[str, dict[str, Any]] = {
 }
 
 
-def _discover_write_routes() -> list[tuple[str, str]]:
-    """(method, rule) of every write route under /api/v1, from an app built only to read its url_map."""
+def _discover_routes(methods: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(method, rule) of every route under /api/v1 answering one of `methods`, from an app built only to
+    read its url_map."""
     settings = Settings.from_env(
         {"VOUCHER_VAR_DIR": tempfile.gettempdir(), "JWT_SECRET": "x" * 80, "DATABASE_URL": "sqlite://"}
     )
@@ -81,12 +85,15 @@ def _discover_write_routes() -> list[tuple[str, str]]:
         (method, rule.rule)
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/api/v1/")
-        for method in WRITE_METHODS
+        for method in methods
         if method in (rule.methods or set())
     )
 
 
-WRITE_ROUTES = _discover_write_routes()
+WRITE_ROUTES = _discover_routes(WRITE_METHODS)
+READ_ROUTES = _discover_routes(("GET",))
+# What a mistyped link, a truncated copy-and-paste or a probe puts in a query string.
+BAD_QUERY_VALUES = ("", "x", "-1", "0", "1e309", "9" * 40, "2026-13", "2026-02-30", "\x00", "'; --", "[]")
 
 
 def concrete(rule: str) -> str:
@@ -265,6 +272,9 @@ def bad_body(label: str, schema: dict[str, Any] | None, world: World) -> BadBody
         if not numeric:
             return BadBody(body={k: NEGATIVE for k in props} or {"amount": NEGATIVE})
         return BadBody(body={k: NEGATIVE for k in numeric}, must_name=refused)
+    if label == "nul character":  # PostgreSQL can keep no NUL in text: refused before anything reads it
+        strings = {k for k, p in props.items() if p.get("type") == "string"}
+        return BadBody(body={k: "a\u0000b" for k in strings or {"note"}}, must_name=strings or {"note"})
     raise AssertionError(label)
 
 
@@ -334,3 +344,37 @@ def test_bad_input_is_a_4xx_problem_and_changes_nothing(
                 assert not missing, (what, "not named in errors", missing, body.get("errors"))
 
     assert changed(before, snapshot(world.connection)) == {}, what
+
+
+def query_parameters(world: World, rule: str) -> list[str]:
+    """The documented query parameters of a read route, plus one it does not know."""
+    documented = [
+        p["name"] for p in world.operation("GET", rule).get("parameters", []) if p.get("in") == "query"
+    ]
+    return [*documented, "zzz_unknown"]
+
+
+def test_the_read_routes_were_found() -> None:
+    found = {rule for _, rule in READ_ROUTES}
+    assert {"/api/v1/statements", "/api/v1/reports/monthly", "/api/v1/settlement-runs"} <= found
+    assert len(READ_ROUTES) >= 20
+
+
+@pytest.mark.parametrize(("method", "rule"), READ_ROUTES, ids=[r for _, r in READ_ROUTES])
+def test_a_bad_query_string_on_a_read_route_is_never_a_server_error(
+    world_in_savepoint: World, method: str, rule: str
+) -> None:
+    world = world_in_savepoint
+    caller = world.caller_let_in(method, rule)
+    headers = world.headers[caller]
+    names = query_parameters(world, rule)
+    asked: list[dict[str, str | list[str]]] = [{name: value} for name in names for value in BAD_QUERY_VALUES]
+    asked.append({name: "x" for name in names})  # every parameter wrong at once
+    asked.append({name: ["1", "2"] for name in names})  # every parameter twice
+    for query in asked:
+        r = world.client.get(concrete(rule), query_string=query, headers=headers)
+        what = f"GET {rule}?{query}"
+        if r.status_code >= 400:
+            assert_problem(r, what)
+        else:
+            assert r.status_code < 300, (what, r.status_code)

@@ -100,8 +100,52 @@ def _unexpected_body() -> Response | None:
     return problem(422, "validation", errors={"_schema": ["This request takes no body."]})
 
 
+_NUL = "\x00"
+_NUL_ERROR = ["Contains a NUL character."]
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return _NUL in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _nul_refusal() -> Response | None:
+    """A NUL character anywhere in what the API would read: refused before anything reads it.
+
+    No text the API keeps can hold one (PostgreSQL refuses it in text) and nobody types one: it is a
+    probe or a broken client. In the query or a JSON body the fields holding it are named (422); in the
+    path or the Idempotency-Key it is a malformed request (400).
+    """
+    if _NUL in request.path or _NUL in request.headers.get("Idempotency-Key", ""):
+        return problem(400, "request.malformed", detail="NUL character")
+    fields = {key for key, value in request.args.items(multi=True) if _NUL in key or _NUL in value}
+    if request.method in WRITE_METHODS and request.is_json:
+        raw = request.get_data(cache=True)
+        if b"\\u0000" in raw.lower():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return None  # the view's own parsing answers request.malformed
+            if isinstance(body, dict):
+                fields |= {str(k) for k, v in body.items() if _has_nul(k) or _has_nul(v)}
+            elif _has_nul(body):
+                fields.add("_schema")
+    if fields:
+        return problem(422, "validation", errors={name.replace(_NUL, "\\0"): _NUL_ERROR for name in fields})
+    return None
+
+
 def register(app: Flask) -> None:
     """Install the handlers; every error leaves as application/problem+json."""
+
+    @app.before_request
+    def _refuse_a_nul() -> Response | None:
+        return _nul_refusal() if request.path.startswith("/api/") else None
 
     @app.before_request
     def _refuse_a_body_where_none_is_taken() -> Response | None:
