@@ -122,6 +122,20 @@ def _body() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+SEQUENCE_MAX = 2**53
+"""Far beyond any journal, and within what SQLite keeps in an INTEGER."""
+
+
+def _sequence(value: Any) -> int:
+    """A journal sequence from the page: a positive whole number (digits in a string will do); anything
+    else is 0, which names no ride, so the caller answers "ride not found" rather than failing."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= SEQUENCE_MAX:
+        return 0
+    return value
+
+
 def _refusal(code: str, message: str, status: int = 200, **extra: Any) -> tuple[Response, int]:
     return jsonify({"refusal": {"code": code, "message": message, **extra}}), status
 
@@ -395,6 +409,8 @@ def create_kiosk_app(context: KioskContext) -> Flask:
 
     @app.get("/api/ride/<int:sequence>")
     def ride(sequence: int) -> Any:
+        if _sequence(sequence) == 0:
+            abort(404)
         with context.terminal() as terminal:
             try:
                 return jsonify(facts_json(terminal.facts(sequence), _lang()))
@@ -416,7 +432,7 @@ def create_kiosk_app(context: KioskContext) -> Flask:
                     done = terminal.alight_trip(str(body["trip_ref"]), fare, online=online)
                     terminal.store.set_fact(OPEN_TRIP_FACT, "")
                 else:
-                    done = [terminal.alight(int(body.get("sequence") or 0), fare, online=online)]
+                    done = [terminal.alight(_sequence(body.get("sequence")), fare, online=online)]
             except RideRefused as error:
                 return _refusal(error.code, rider_message(error.code, lang))
             except ApiError as error:
@@ -441,7 +457,7 @@ def create_kiosk_app(context: KioskContext) -> Flask:
             terminal.client.lang = lang
             try:
                 facts = terminal.cancel(
-                    int(body.get("sequence") or 0), reason, online=context.connectivity.online
+                    _sequence(body.get("sequence")), reason, online=context.connectivity.online
                 )
             except ValueError:
                 return _refusal("validation", text("void_reason_heading", lang), 422)
@@ -461,7 +477,8 @@ def create_kiosk_app(context: KioskContext) -> Flask:
 
     @app.post("/api/attention/ack")
     def acknowledge() -> Any:
-        sequences = [int(n) for n in _body().get("sequences") or [] if isinstance(n, int)]
+        asked = _body().get("sequences")
+        sequences = [n for n in map(_sequence, asked if isinstance(asked, list) else []) if n]
         with context.terminal() as terminal:
             terminal.acknowledge(sequences)
         return jsonify({"acknowledged": sequences})

@@ -338,3 +338,71 @@ def test_dev_reader_puts_a_card_on_and_takes_it_away(tmp_path: Path, card_factor
     assert client.post("/dev/reader/insert", json={"card": "../etc/passwd"}).status_code == 404
     client.post("/dev/reader/eject")
     assert client.get("/api/reader").get_json() == {"present": False}
+
+
+# -- bad input: the driver never meets a server error --
+
+KIOSK_WRITES = [
+    "/api/enrol",
+    "/api/shift/start",
+    "/api/shift/end",
+    "/api/trip",
+    "/api/board/check",
+    "/api/board",
+    "/api/alight",
+    "/api/void",
+    "/api/sync",
+    "/api/attention/ack",
+    "/dev/reader/insert",
+]
+KIOSK_FIELDS = [
+    "pin",
+    "sequence",
+    "sequences",
+    "meter_fare",
+    "trip_ref",
+    "reason",
+    "driver_code",
+    "code",
+    "card",
+]
+ODD_VALUES: list[Any] = [None, "", "abc", -1, 0, 10**30, 1.5, True, [], {}, [1], "\x00", "9" * 500]
+
+
+@pytest.mark.parametrize("route", KIOSK_WRITES)
+def test_a_bad_body_is_answered_never_a_server_error(
+    offline_kiosk: tuple[FlaskClient, KioskContext, Path], route: str
+) -> None:
+    # What a stale page, a double tap or a broken touch screen might send: each field with an odd value,
+    # alone and next to a valid fare and reason (so that the check of the sequence itself is reached).
+    client, _context, _data_dir = offline_kiosk
+    client.post("/api/shift/start", json={"driver_code": "D001"})
+    answered = []
+    for name in KIOSK_FIELDS:
+        for value in ODD_VALUES:
+            for extra in ({}, {"meter_fare": 1000, "reason": "乗車の間違い"}):
+                r = client.post(route, json={name: value, **extra})
+                answered.append((name, repr(value)[:12], bool(extra), r.status_code))
+    for raw in ("{", "[1, 2]", "null", '"x"'):
+        r = client.post(route, data=raw, content_type="application/json")
+        answered.append(("raw", raw, False, r.status_code))
+    assert [a for a in answered if a[3] >= 500] == []
+
+
+def test_a_sequence_that_is_not_a_journal_number_names_no_ride(
+    offline_kiosk: tuple[FlaskClient, KioskContext, Path],
+) -> None:
+    client, _context, _data_dir = offline_kiosk
+    assert client.get("/api/ride/99999999999999999999").status_code == 404  # beyond any journal
+    assert client.get("/api/ride/0").status_code == 404
+    for odd in ([1], "abc", 10**30, True):
+        r = client.post("/api/void", json={"sequence": odd, "reason": "乗車の間違い"})
+        assert (r.status_code, r.get_json()["refusal"]["code"]) == (404, "ride.not_found"), odd
+        r = client.post("/api/alight", json={"sequence": odd, "meter_fare": 1000})
+        assert (r.status_code, r.get_json()["refusal"]["code"]) == (404, "ride.not_found"), odd
+    r = client.post("/api/attention/ack", json={"sequences": 5})
+    assert r.get_json() == {"acknowledged": []}
+    # a real ride's sequence still works, also written as digits
+    sequence = client.post("/api/board", json={"pin": f.CARD_PIN}).get_json()["ride"]["sequence"]
+    r = client.post("/api/alight", json={"sequence": str(sequence), "meter_fare": 1000})
+    assert r.get_json()["rides"][0]["sequence"] == sequence
