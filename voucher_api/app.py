@@ -15,6 +15,7 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.routing import IntegerConverter, Map
 
 from voucher_api.api import problems
 from voucher_api.clock import Clock, SystemClock
@@ -52,6 +53,15 @@ def _lazy_verifier(settings: Settings) -> Any:
     return get
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:...>` in every route: a whole number a BIGINT can hold. A longer one names no row and is
+    simply not found (404), instead of reaching PostgreSQL, which would refuse it as out of range."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -63,6 +73,7 @@ def create_app(
     """Build the API. Tests pass their own session factory, clock, verifier and task sender."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
     app.config.update(
         API_TITLE="Taxi vouchers API",
         API_VERSION="v1",

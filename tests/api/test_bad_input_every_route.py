@@ -378,3 +378,23 @@ def test_a_bad_query_string_on_a_read_route_is_never_a_server_error(
             assert_problem(r, what)
         else:
             assert r.status_code < 300, (what, r.status_code)
+
+
+ID_ROUTES = [(m, r) for m, r in WRITE_ROUTES + READ_ROUTES if "<int:" in r]
+
+
+@pytest.mark.parametrize(("method", "rule"), ID_ROUTES, ids=[f"{m} {r}" for m, r in ID_ROUTES])
+def test_an_id_beyond_any_row_is_not_found(world_in_savepoint: World, method: str, rule: str) -> None:
+    # A BIGINT holds at most 2**63 - 1; PostgreSQL refuses anything larger as out of range (once a 500).
+    world = world_in_savepoint
+    for too_big in (2**63, 10**30):
+        path = re.sub(r"<int:[^>]+>", str(too_big), rule)
+        path = re.sub(r"<[^>]+>", MISSING_ID, path)
+        r = world.client.open(path, method=method, headers=world.headers["boss"], json={})
+        body = assert_problem(r, f"{method} {path}")
+        assert (r.status_code, body["code"]) == (404, "not_found"), (method, path, body)
+    last = re.sub(r"<int:[^>]+>", str(2**63 - 1), rule)  # the largest id is still looked up
+    r = world.client.open(
+        re.sub(r"<[^>]+>", MISSING_ID, last), method=method, headers=world.headers["boss"], json={}
+    )
+    assert r.status_code < 500, (method, last, r.status_code)
