@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.serving import make_server
 
 from driver_terminal.cli import EXIT_REFUSED
-from driver_terminal.client import RetryPolicy
+from driver_terminal.client import ApiError, RetryPolicy
 from driver_terminal.faults import PAUSE_AT_ENV, PAUSE_FILE_ENV
 from driver_terminal.snapshot import OfflineRefusal, SnapshotInvalid
 from driver_terminal.store import JournalState, RecordStatus, TerminalStore
@@ -56,6 +56,7 @@ from voucher_api.models import (
 )
 from voucher_api.services import terminals
 from voucher_api.services.entitlements import ledger_sum
+from voucher_api.services.revocation import RevocationUnknown
 
 API_URL = "http://terminal-offline.invalid"
 
@@ -187,6 +188,42 @@ def test_offline_boarding_is_pending_until_sync_and_then_confirmed_once(
     assert device.sync().sent == 0  # nothing left to send
     assert len(rides_of(session, rider)) == 1
     assert balance(session, rider) == ledger_sum(session, rider.entitlement.id) == 23
+
+
+class RevocationOutage:
+    """The card issuer's OCSP responder and CRL both out of reach."""
+
+    def check(self, certificate: Any, issuer: Any, at: datetime) -> None:
+        raise RevocationUnknown("card.revocation_unknown")
+
+
+def test_a_ride_synced_while_revocation_cannot_be_checked_waits_and_is_accepted_later(
+    device: Terminal,
+    network: Network,
+    session: Session,
+    rider: Rider,
+    verifier: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    device.refresh_snapshot()
+    network.down = True
+    boarding = device.board(reader(rider.card), pin=f.CARD_PIN)
+    network.down = False
+    monkeypatch.setattr(verifier, "_revocation", RevocationOutage())
+    with pytest.raises(ApiError) as outage:
+        device.sync()
+    assert (outage.value.status, outage.value.code) == (503, "card.revocation_unknown")
+    # a passing outage is no verdict: nothing is kept, the signed record waits on the device
+    assert rides_of(session, rider) == []
+    assert session.scalar(select(func.count()).select_from(TerminalRecord)) == 0
+    assert device.store.count_pending() == 1
+    assert device.facts(boarding.facts.sequence).pending
+
+    monkeypatch.setattr(verifier, "_revocation", None)  # the issuer answers again
+    report = device.sync()
+    assert [r.status.value for r in report.results] == ["accepted"]
+    assert [ride.id for ride in rides_of(session, rider)] == [device.facts(boarding.facts.sequence).ride_id]
+    assert balance(session, rider) == 23
 
 
 def test_offline_fare_shows_the_amount_the_api_then_confirms(

@@ -47,6 +47,7 @@ from voucher_api.models import (
 from voucher_api.services import audit, rides
 from voucher_api.services.errors import DomainError, message_for
 from voucher_api.services.identity import CardVerifier
+from voucher_api.services.revocation import RevocationUnknown
 from voucher_api.services.tokens import Principal
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,10 @@ def _apply_one(
     with session.begin_nested() as attempt:
         try:
             status, code, ride_id = _apply_kind(session, verifier, terminal, record, recorded_at, now)
+        except RevocationUnknown:
+            # Neither OCSP nor the CRL answered: a passing outage is no verdict on the ride. The whole
+            # sync answers 503 and keeps nothing; the terminal keeps its signed records and sends again.
+            raise
         except DomainError as exc:
             attempt.rollback()
             status, code, ride_id = RecordStatus.REJECTED, exc.code, None

@@ -224,7 +224,10 @@ class Sync(MethodView):
     @blp.response(200, SyncResultSchema)
     @blp.doc(security=[{"bearer": []}])
     def post(self, _body: dict[str, Any]) -> Any:
-        """Apply records made offline, in sequence order; each gets its own answer. Safe to resend."""
+        """Apply records made offline, in sequence order; each gets its own answer. Safe to resend.
+
+        While the card issuer's revocation services (OCSP and CRL) cannot be asked, the whole batch is
+        answered 503 `card.revocation_unknown` and nothing is kept: send it again later."""
         raw = request.get_json()["records"]  # exactly as signed by the terminal
         result = offline.sync(db(), verifier(), _authenticate(), raw, now=clock().now())
         lang = language()
