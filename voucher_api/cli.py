@@ -236,7 +236,7 @@ def settle(period: str, municipality_code: str, run_here: bool) -> None:
     try:
         if run_here:
             run = settlement_tasks.run_period_now(
-                factory, municipality_code, month, "cli", clock=clock, trigger="cli"
+                factory, municipality_code, month, _cli_actor(), clock=clock, trigger="cli"
             )
             click.echo(f"{label}の精算が終わりました(実行 ID {run.id}、状態 {run.status.value})")
             return
@@ -247,7 +247,7 @@ def settle(period: str, municipality_code: str, run_here: bool) -> None:
                 municipality_id=municipality_id,
                 period=month,
                 trigger="cli",
-                requested_by="cli",
+                requested_by=_cli_actor(),
                 now=clock.now(),
             )
             run_id = queued.id
@@ -256,9 +256,20 @@ def settle(period: str, municipality_code: str, run_here: bool) -> None:
     from voucher_api.tasks_client import CeleryTaskSender
 
     # The worker consumes CELERY_QUEUE only: send there, as the API and beat do.
-    task_id = CeleryTaskSender(settings.celery_broker_url, settings.celery_queue).send(
-        settlement_tasks.CLOSE_PERIOD, args=[str(run_id)]
-    )
+    try:
+        task_id = CeleryTaskSender(settings.celery_broker_url, settings.celery_queue).send(
+            settlement_tasks.CLOSE_PERIOD, args=[str(run_id)]
+        )
+    except Exception as exc:  # any broker failure: the run must not hold the month's lock (as the API)
+        with factory() as session, session.begin():
+            settlement_service.fail_run(
+                session, run_id=run_id, error="ワーカーに依頼できませんでした", now=clock.now()
+            )
+        raise click.ClickException(
+            f"{label}の精算をワーカーに依頼できませんでした(ブローカー {type(exc).__name__})。"
+            "実行は失敗として記録したので、ブローカーを確かめてからもう一度実行できます。"
+            "ワーカーなしで今ここで締めるには --sync を付けてください。"
+        ) from exc
     click.echo(f"{label}の精算をワーカーに依頼しました(実行 ID {run_id}、タスク {task_id})")
 
 

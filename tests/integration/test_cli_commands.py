@@ -100,6 +100,29 @@ def test_settle_puts_the_run_on_the_configured_queue(installation: Installation,
     assert (run.trigger, run.status.value) == ("cli", "queued")
 
 
+def test_settle_with_the_broker_down_fails_the_run_so_the_month_can_be_run_again(
+    installation: Installation,
+) -> None:
+    env = installation.env(CELERY_BROKER_URL="redis://127.0.0.1:1/0")  # nothing listens on port 1
+    result = CliRunner(env=env).invoke(main, ["settle", "--period", "2025-06"])
+    assert result.exit_code == 1, result.output
+    assert "ワーカーに依頼できませんでした" in result.output
+    assert "--sync" in result.output
+    assert "Traceback" not in result.output
+    with installation.factory() as session:
+        run = session.scalars(select(SettlementRun).order_by(SettlementRun.id.desc())).first()
+    assert run is not None
+    assert (run.status.value, run.error, run.requested_by.startswith("cli")) == (
+        "failed",
+        "ワーカーに依頼できませんでした",
+        True,
+    )
+    # the month is not held: the whole close runs here and now
+    again = CliRunner(env=env).invoke(main, ["settle", "--period", "2025-06", "--sync"])
+    assert again.exit_code == 0, again.output
+    assert "精算が終わりました" in again.output
+
+
 @pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
 def test_the_api_sends_to_the_configured_queue_too(installation: Installation, tmp_path: Path) -> None:
     """The sender the app factory builds (POST /settlement-runs uses it) targets CELERY_QUEUE."""
