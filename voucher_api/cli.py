@@ -219,6 +219,33 @@ def terminal_code(operator_code: str, vehicle_ref: str, municipality_code: str, 
     click.echo(f"端末で実行: driver-terminal enrol --api {settings.public_base_url} --code {code}")
 
 
+@main.command("terminal-revoke", help="紛失・盗難の車載端末を使えなくします(新しいトークンを出さない)")
+@click.argument("terminal_id", type=click.IntRange(1))
+@click.option("--reason", required=True, help="理由(監査記録に残ります。例: 車両盗難)")
+@click.option("--municipality-code", default=demo.MUNICIPALITY_CODE, show_default=True)
+def terminal_revoke(terminal_id: int, reason: str, municipality_code: str) -> None:
+    settings = Settings.from_env()
+    factory = _session_factory(settings)
+    try:
+        with factory() as session, session.begin():
+            terminal = terminals.revoke_terminal(
+                session,
+                terminal_id=terminal_id,
+                municipality_id=_municipality_id(session, municipality_code),
+                actor=_cli_actor(),
+                reason=reason,
+                now=SystemClock().now(),
+            )
+            status = terminal.status.value
+    except DomainError as exc:
+        raise click.ClickException(exc.message()) from exc
+    click.echo(
+        f"車載端末(端末番号 {terminal_id})を使えなくしました(状態 {status})。"
+        f"今持っているトークンは最長 {settings.terminal_token_ttl_seconds} 秒で切れます。"
+        "送信されていない記録はその端末にしかありません。"
+    )
+
+
 @main.command(help="月次精算を実行します(既定はワーカーに依頼。--sync でこのプロセスで実行)")
 @click.option("--period", required=True, help="対象月 YYYY-MM")
 @click.option("--municipality-code", default=demo.MUNICIPALITY_CODE, show_default=True)

@@ -3,7 +3,8 @@
 - `settle` (queued mode) puts the run on CELERY_QUEUE, the only queue the worker consumes (and so does
   the API's sender; beat uses the worker's own `task_default_queue`, see tests/unit/settlement);
 - `create-staff` leaves an audit entry saying who ran it and when;
-- `terminal-code` creates a pending terminal for a vehicle and prints a one-time code that enrols it.
+- `terminal-code` creates a pending terminal for a vehicle and prints a one-time code that enrols it;
+- `terminal-revoke` stops a lost terminal getting tokens, with the reason in the audit log.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from driver_terminal.keys import TerminalKey
 from settlement.tasks import CLOSE_PERIOD
 from tests import factories as f
 from voucher_api import migrate
@@ -39,7 +41,7 @@ from voucher_api.models import (
     Vehicle,
 )
 from voucher_api.services import terminals
-from voucher_api.services.errors import Refused
+from voucher_api.services.errors import Refused, Unauthorized
 
 
 @dataclass
@@ -227,3 +229,56 @@ def test_terminal_code_names_what_it_cannot_find(
     )
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_terminal_revoke_stops_a_lost_terminal_signing_in_and_says_why_in_the_audit_log(
+    installation: Installation,
+) -> None:
+    key = TerminalKey(Ed25519PrivateKey.generate())
+    with installation.factory() as session, session.begin():
+        op = session.scalars(select(Operator).where(Operator.code == "OP01")).one()
+        vehicle = Vehicle(operator_id=op.id, registration="山形 500 あ 77-77", label="7号車")
+        session.add(vehicle)
+        session.flush()
+        now = datetime.now(UTC)
+        created = terminals.create_terminal(
+            session,
+            vehicle_id=vehicle.id,
+            municipality_id=op.municipality_id,
+            actor="t",
+            now=now,
+            ttl=timedelta(hours=1),
+        )
+        terminal_id = terminals.enrol(
+            session, code=created.enrolment_code, public_key_b64=key.public_key_b64(), now=now
+        ).id
+        terminals.authenticate_terminal(session, assertion=key.assertion(terminal_id, now), now=now)
+    runner = CliRunner(env=installation.env(LOGNAME="sysadmin-sato"))
+
+    refused = runner.invoke(main, ["terminal-revoke", str(terminal_id), "--reason", " "])
+    assert refused.exit_code == 1
+    assert "理由" in refused.output
+    unknown = runner.invoke(main, ["terminal-revoke", "987654", "--reason", "車両盗難"])
+    assert unknown.exit_code == 1
+
+    done = runner.invoke(main, ["terminal-revoke", str(terminal_id), "--reason", "車両盗難"])
+    assert done.exit_code == 0, done.output
+    assert f"端末番号 {terminal_id}" in done.output
+    again = runner.invoke(main, ["terminal-revoke", str(terminal_id), "--reason", "車両盗難"])
+    assert again.exit_code == 0, again.output  # changes nothing more
+    with installation.factory() as session:
+        revoked = session.get(Terminal, terminal_id)
+        assert revoked is not None
+        assert (revoked.status, revoked.enrolment_code_hash) == (TerminalStatus.REVOKED, None)
+        entries = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "terminal.revoked", AuditEntry.entity_id == str(terminal_id)
+            )
+        ).all()
+        assert [(e.actor, e.details["reason"], e.details["was"]) for e in entries] == [
+            ("cli:sysadmin-sato", "車両盗難", "active")
+        ]
+        later = datetime.now(UTC)
+        with pytest.raises(Unauthorized) as stopped:
+            terminals.authenticate_terminal(session, assertion=key.assertion(terminal_id, later), now=later)
+    assert stopped.value.code == "terminal.not_active"

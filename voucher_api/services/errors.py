@@ -145,6 +145,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "terminal.not_active": ("この端末は利用できません。", "This terminal is not active."),
     "terminal.bad_assertion": ("端末の認証に失敗しました。", "The terminal's signed assertion is not valid."),
+    "terminal.revoke_reason": (
+        "使えなくする理由を200文字以内で入力してください。",
+        "Give the reason for revoking the terminal, in at most 200 characters.",
+    ),
     # mobile office
     "round.not_found": ("巡回ルートが見つかりません。", "Round not found."),
     "stop.not_found": ("停車場所が見つかりません。", "Stop not found."),

@@ -66,6 +66,48 @@ def create_terminal(
     return NewTerminal(terminal, code)
 
 
+REVOKE_REASON_MAX = 200
+
+
+def revoke_terminal(
+    session: Session, *, terminal_id: int, municipality_id: int, actor: str, reason: str, now: datetime
+) -> Terminal:
+    """Stop a lost or stolen terminal: it gets no new token (the one it holds lasts its TTL at most).
+
+    Revoking is for good: the device is enrolled again as a new terminal. Records it never sent are
+    lost with it. Revoking a revoked terminal changes nothing. Raises NotFound (not in this city),
+    Refused `terminal.revoke_reason` (a reason is required, at most REVOKE_REASON_MAX characters).
+    """
+    reason = reason.strip()
+    if not reason or len(reason) > REVOKE_REASON_MAX:
+        raise Refused("terminal.revoke_reason")
+    terminal = session.scalar(
+        select(Terminal)
+        .join(Operator, Operator.id == Terminal.operator_id)
+        .where(Terminal.id == terminal_id, Operator.municipality_id == municipality_id)
+        .with_for_update()
+    )
+    if terminal is None:
+        raise NotFound("not_found")
+    if terminal.status is TerminalStatus.REVOKED:
+        return terminal
+    before = terminal.status
+    terminal.status = TerminalStatus.REVOKED
+    terminal.enrolment_code_hash = None  # an unused code can no longer enrol a device either
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        action="terminal.revoked",
+        entity_type="terminal",
+        entity_id=terminal.id,
+        municipality_id=municipality_id,
+        details={"reason": reason, "was": before.value, "vehicle_id": terminal.vehicle_id},
+    )
+    return terminal
+
+
 def enrol(session: Session, *, code: str, public_key_b64: str, now: datetime) -> Terminal:
     """Exchange the one-time code for enrolment of the device's Ed25519 public key (raw 32 bytes).
 
