@@ -23,7 +23,7 @@ from voucher_api.clock import FixedClock
 from voucher_api.config import Settings
 from voucher_api.models import AuditEntry, CardBinding, Resident
 from voucher_api.services.identity import CardVerifier
-from voucher_api.services.revocation import OcspCrlChecker
+from voucher_api.services.revocation import STALE_CRL_GRACE, OcspCrlChecker, RevocationUnknown
 
 
 def holder_resident(session: Session, city: City, label: str, **overrides: Any) -> Resident:
@@ -245,3 +245,37 @@ def test_good_card_passes_the_ocsp_check(
     transport = httpx.WSGITransport(app=create_issuer_app(issuer, clock=clock.now))
     app = revocation_app(issuer, settings, session_factory, clock, transport)
     assert board(app.test_client(), city, card, key="good").status_code == 201
+
+
+class Switch(httpx.BaseTransport):
+    """The issuer behind a line that can be cut: `ocsp` and `crl` say which of the two still answer."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+        self.ocsp = False
+        self.crl = True
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        up = self.ocsp if request.url.path.startswith("/ocsp") else self.crl
+        if not up:
+            raise httpx.ConnectError("issuer out of reach", request=request)
+        return self.inner.handle_request(request)
+
+
+def test_a_stale_crl_is_relied_on_for_a_day_past_its_next_update_then_the_answer_is_unknown(
+    issuer: Any, card_factory: Any, clock: FixedClock
+) -> None:
+    line = Switch(httpx.WSGITransport(app=create_issuer_app(issuer, clock=clock.now)))
+    checker = OcspCrlChecker(httpx.Client(transport=line), cache_for=timedelta(minutes=5))
+    verifier = CardVerifier.from_pem(Path(issuer.root_certificate_pem_path).read_bytes(), checker)
+    reader = f.card_reader(card_factory("stale-crl"))
+    leaf, chain = reader.read_user_certificate(), [reader.read_user_ca_certificate()]
+    fetched = clock.now()
+    verifier.verify_certificate(leaf, chain, fetched)  # OCSP down: the CRL is fetched and says good
+    line.crl = False  # now neither answers
+    next_update = fetched + timedelta(days=1)  # the mock issuer's CRLs are valid for a day
+    verifier.verify_certificate(leaf, chain, next_update + timedelta(hours=23))  # within the grace
+    with pytest.raises(RevocationUnknown):
+        verifier.verify_certificate(leaf, chain, next_update + STALE_CRL_GRACE + timedelta(minutes=10))
+    line.crl = True  # the issuer is back: a fresh CRL answers again
+    verifier.verify_certificate(leaf, chain, next_update + STALE_CRL_GRACE + timedelta(minutes=20))

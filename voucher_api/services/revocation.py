@@ -41,6 +41,12 @@ class RevocationUnknown(DomainError):
     status = 503
 
 
+STALE_CRL_GRACE = timedelta(hours=24)
+"""How long past its nextUpdate a CRL is still relied on while no newer one can be fetched. Beyond it
+the answer is unknown (the counter asks to try later; synced offline records wait on the terminal):
+an old CRL cannot show a card revoked since."""
+
+
 class OcspCrlChecker:
     """Checks revocation over HTTP. Thread-safe; build once per process and share."""
 
@@ -121,6 +127,17 @@ class OcspCrlChecker:
             except (httpx.HTTPError, ValueError) as exc:
                 if cached is None:
                     log.error("no revocation source for serial %x: %s", certificate.serial_number, exc)
+                    raise RevocationUnknown("card.revocation_unknown") from exc
+                expired = cached.crl.next_update_utc
+                if expired is not None and at > expired + STALE_CRL_GRACE:
+                    log.error(
+                        "the CRL from %s for %s is more than %s past its next update; serial %x unknown: %s",
+                        cached.fetched_at,
+                        url,
+                        STALE_CRL_GRACE,
+                        certificate.serial_number,
+                        exc,
+                    )
                     raise RevocationUnknown("card.revocation_unknown") from exc
                 log.warning("using a stale CRL from %s for %s: %s", cached.fetched_at, url, exc)
         return cached.crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None
