@@ -376,7 +376,19 @@ def friendly(fn: F) -> F:
                 ],
                 EXIT_REFUSED,
             )
-        except (NotEnrolled, TerminalKeyError, StoreError) as error:
+        except NotEnrolled as error:
+            _fail(
+                [
+                    say(
+                        lang,
+                        str(error),
+                        f"This terminal is not enrolled yet ({error.data_dir}). Run `driver-terminal enrol` "
+                        "first.",
+                    )
+                ],
+                EXIT_NOT_SET_UP,
+            )
+        except (TerminalKeyError, StoreError) as error:
             _fail([str(error)], EXIT_NOT_SET_UP)
 
     return cast(F, inner)

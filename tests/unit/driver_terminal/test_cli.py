@@ -106,6 +106,13 @@ def test_commands_before_enrolment_say_so_in_japanese(tmp_path: Path) -> None:
     assert "この端末はまだ登録されていません" in result.stderr
 
 
+def test_commands_before_enrolment_say_so_in_english_when_asked(tmp_path: Path) -> None:
+    result = run(FakeApi(), tmp_path / "new", "--lang", "en", "status")
+    assert result.exit_code == EXIT_NOT_SET_UP
+    assert "This terminal is not enrolled yet" in result.stderr
+    assert "登録" not in result.stderr
+
+
 def test_board_shows_the_rider_for_a_visual_check(data_dir: Path) -> None:
     result = run(boarding_api(), data_dir, "board", "--card", "card.json", "--pin", PIN)
     assert result.exit_code == 0, result.output
