@@ -18,6 +18,7 @@ deployments on one broker (the API sends to the same queue).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import weakref
@@ -26,7 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,6 +35,8 @@ from settlement.schedule import beat_schedule
 from voucher_api.clock import Clock, SystemClock
 from voucher_api.config import Settings
 from voucher_api.db import make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
 
 TASK_MODULES = ["settlement.tasks", "settlement.upkeep"]
 DEFAULT_QUEUE = "celery"
@@ -182,7 +185,34 @@ def _on_shutdown(**_: Any) -> None:
         database.dispose()
 
 
+def _resume_runs_on_the_embedded_broker(sender: Any = None, **_: Any) -> None:
+    """Send again the close of every running run, on the embedded broker only.
+
+    kombu's SQLAlchemy transport (the embedded default's server-less broker) deletes a message when a
+    worker takes it, so a worker killed in the middle of a close loses its messages and the run would
+    hold its month until it is abandoned (six hours). With that broker the one worker is the whole
+    deployment, so when it starts nothing else can be working on a run: its close is sent again, which
+    is safe because closing is idempotent (service.begin_run plans a running run again).
+    """
+    app = getattr(sender, "app", None)
+    if not isinstance(app, SettlementCelery) or not str(app.conf.broker_url).startswith("sqla+"):
+        return
+    from settlement.service import running_run_ids
+    from settlement.tasks import CLOSE_PERIOD
+
+    engine = make_engine(app.voucher_settings().database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            run_ids = running_run_ids(session)
+    finally:
+        engine.dispose()
+    for run_id in run_ids:
+        log.warning("run %s was left running by a worker that stopped; sending its close again", run_id)
+        app.send_task(CLOSE_PERIOD, args=[str(run_id)])
+
+
 worker_process_init.connect(_after_fork, weak=False)
 worker_process_shutdown.connect(_on_shutdown, weak=False)
+worker_ready.connect(_resume_runs_on_the_embedded_broker, weak=False)
 
 app = create_celery()

@@ -144,6 +144,17 @@ class RunPlan:
     proceed: bool
 
 
+def running_run_ids(session: Session) -> list[int]:
+    """Every run marked running, of every municipality, oldest first."""
+    return list(
+        session.scalars(
+            select(SettlementRun.id)
+            .where(SettlementRun.status == RunStatus.RUNNING)
+            .order_by(SettlementRun.id)
+        )
+    )
+
+
 def begin_run(session: Session, *, run_id: int, now: datetime) -> RunPlan:
     """Mark a queued run running and list the municipality's operators (one statement each).
 

@@ -231,15 +231,47 @@ def close_once_and_check(stack: Stack, log: Path) -> None:
 # --- the embedded default ------------------------------------------------------------------------
 
 
-# kombu's SQLAlchemy transport declares its queue model with `lazy="noload"`, deprecated in SQLAlchemy 2.1.
-@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
-def test_worker_closes_a_month_on_the_embedded_sqlite_broker(tmp_path: Path) -> None:
+def embedded_stack(tmp_path: Path) -> Stack:
+    """A migrated SQLite database and kombu's server-less SQLite broker, as `dev.py start` runs them."""
     var = tmp_path / "var"
     var.mkdir()
     database_url = f"sqlite:///{var / 'voucher.sqlite3'}"
     migrate.upgrade(database_url)
-    stack = Stack(database_url, f"sqla+sqlite:///{var / 'broker.sqlite3'}", f"q-{uuid.uuid4().hex[:8]}", var)
+    return Stack(database_url, f"sqla+sqlite:///{var / 'broker.sqlite3'}", f"q-{uuid.uuid4().hex[:8]}", var)
+
+
+# kombu's SQLAlchemy transport declares its queue model with `lazy="noload"`, deprecated in SQLAlchemy 2.1.
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_worker_closes_a_month_on_the_embedded_sqlite_broker(tmp_path: Path) -> None:
+    stack = embedded_stack(tmp_path)
     close_once_and_check(stack, tmp_path / "worker.log")
+
+
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated")
+def test_a_run_left_running_on_the_embedded_broker_is_finished_when_the_worker_starts(tmp_path: Path) -> None:
+    # The SQLite broker deletes a message when a worker takes it: a worker killed mid-close loses it.
+    # Here the run is marked running and no message waits anywhere, as after such a kill.
+    stack = embedded_stack(tmp_path)
+    engine = make_engine(stack.database_url)
+    factory = make_session_factory(engine)
+    try:
+        municipality_id, rides = seed(factory)
+        run_id = queue_run(factory, municipality_id)
+        with factory() as session:
+            service.begin_run(session, run_id=run_id, now=AFTER_SEPTEMBER)  # the killed worker got this far
+            session.commit()
+        assert run_status(factory, run_id).status is RunStatus.RUNNING
+        log = tmp_path / "worker.log"
+        with running_worker(stack, log) as worker:
+
+            def finished() -> bool:
+                return run_status(factory, run_id).status is RunStatus.SUCCEEDED
+
+            wait_until(finished, f"run {run_id} to be finished by the restarted worker", log, worker)
+        assert "sending its close again" in log.read_text()
+        assert_one_draft_statement_per_operator(factory, rides)
+    finally:
+        engine.dispose()
 
 
 # --- PostgreSQL and Redis ------------------------------------------------------------------------
