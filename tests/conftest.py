@@ -280,17 +280,30 @@ def client(app: Flask) -> FlaskClient:
 # --- real services -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for tests that race real connections."""
+def _own_postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database, dropped afterwards (skipped, or failed in CI, without one)."""
     admin = postgres_admin_url()
     if not admin:
         _missing("PostgreSQL", "TEST_DATABASE_URL is not set")
         raise AssertionError("unreachable")
-    url = create_postgres_database(admin, "voucher_race")
-    migrate.upgrade(url)
-    yield url
-    drop_postgres_database(admin, url)
+    url = create_postgres_database(admin, prefix)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        drop_postgres_database(admin, url)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for tests that race real connections."""
+    yield from _own_postgres_database("voucher_race")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of this test's own, for data it commits."""
+    yield from _own_postgres_database("voucher_own")
 
 
 @pytest.fixture(scope="session")

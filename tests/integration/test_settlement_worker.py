@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from settlement import service
 from settlement.celery_app import create_celery
-from tests.conftest import _missing, create_postgres_database, drop_postgres_database, postgres_admin_url
 from tests.unit.settlement.factories import city, jst, ride
 from voucher_api import migrate
 from voucher_api.config import Settings
@@ -275,21 +274,6 @@ def test_a_run_left_running_on_the_embedded_broker_is_finished_when_the_worker_s
 
 
 # --- PostgreSQL and Redis ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh, migrated database of this test's own, dropped afterwards."""
-    admin = postgres_admin_url()
-    if not admin:
-        _missing("PostgreSQL", "TEST_DATABASE_URL is not set")
-        raise AssertionError("unreachable")
-    url = create_postgres_database(admin, "voucher_settle")
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        drop_postgres_database(admin, url)
 
 
 @pytest.fixture

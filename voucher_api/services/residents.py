@@ -254,8 +254,13 @@ def follow_changes(
     """Apply the feed entries after the cursor, in order; entries of other cities are skipped.
 
     A malformed entry stops the run there (logged, nothing of it written) so it is never silently lost.
+    Two followers of one city (two beats, or beat and `voucher-api sync-registry`) take turns: the city's
+    row is locked until the caller commits, so the second reads the cursor the first moved and applies
+    nothing twice (FOR NO KEY UPDATE, which rows referring to the city do not wait for).
     """
-    municipality = session.scalar(select(Municipality).where(Municipality.code == municipality_code))
+    municipality = session.scalar(
+        select(Municipality).where(Municipality.code == municipality_code).with_for_update(key_share=True)
+    )
     if municipality is None:
         raise ValueError(f"unknown municipality {municipality_code}")
     cursor = last_applied_seq(session, municipality.id)
