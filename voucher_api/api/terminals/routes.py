@@ -20,9 +20,10 @@ from voucher_api.api.context import (
     verifier,
 )
 from voucher_api.api.problems import language
-from voucher_api.models import Operator, Vehicle
+from voucher_api.models import Operator, Terminal, Vehicle
 from voucher_api.services import offline, shifts, terminals
 from voucher_api.services.errors import NotFound
+from voucher_api.services.tokens import Principal
 
 blp = Blueprint("terminals", __name__, url_prefix="/terminals", description="In-car terminals")
 
@@ -55,6 +56,14 @@ class EnrolledSchema(StrictSchema):
     municipality_id = fields.Integer()
 
 
+def _require_own(principal: Principal, operator_id: int | None) -> None:
+    """An operator admin acts on their own operator's vehicles and terminals; others are not found."""
+    if operator_id is None or (
+        "admin" not in principal.roles and principal.operator_id not in (None, operator_id)
+    ):
+        raise NotFound("not_found")
+
+
 @blp.route("")
 class Terminals(MethodView):
     @staff_required("operator_admin")
@@ -65,10 +74,8 @@ class Terminals(MethodView):
         """Register a terminal for a vehicle and get its one-time enrolment code."""
         principal = _authenticate()
         vehicle = db().get(Vehicle, body["vehicle_id"])
-        if vehicle is None or (
-            "admin" not in principal.roles and principal.operator_id not in (None, vehicle.operator_id)
-        ):
-            raise NotFound("not_found")
+        _require_own(principal, vehicle.operator_id if vehicle else None)
+        assert vehicle is not None
         created = terminals.create_terminal(
             db(),
             vehicle_id=vehicle.id,
@@ -83,6 +90,43 @@ class Terminals(MethodView):
             "enrolment_code": created.enrolment_code,
             "expires_at": created.terminal.enrolment_expires_at,
         }
+
+
+class RevokeRequestSchema(StrictSchema):
+    reason = fields.String(
+        required=True,
+        validate=validate.Length(1, terminals.REVOKE_REASON_MAX),
+        metadata={"description": "why, for the audit log (e.g. 車両盗難)"},
+    )
+
+
+class RevokedSchema(StrictSchema):
+    terminal_id = fields.Integer()
+    status = fields.String()
+
+
+@blp.route("/<int:terminal_id>/revoke")
+class Revoke(MethodView):
+    @staff_required("operator_admin")
+    @blp.arguments(RevokeRequestSchema)
+    @blp.response(200, RevokedSchema)
+    @blp.doc(security=[{"bearer": []}])
+    def post(self, body: dict[str, Any], terminal_id: int) -> Any:
+        """Stop a lost or stolen terminal for good: it gets no new token (the one it holds lasts its TTL
+        at most). Revoking it again changes nothing. An operator admin revokes their own terminals."""
+        principal = _authenticate()
+        terminal = db().get(Terminal, terminal_id)
+        _require_own(principal, terminal.operator_id if terminal else None)
+        assert terminal is not None
+        revoked = terminals.revoke_terminal(
+            db(),
+            terminal_id=terminal.id,
+            municipality_id=principal.municipality_id,
+            actor=principal.actor,
+            reason=body["reason"],
+            now=clock().now(),
+        )
+        return {"terminal_id": revoked.id, "status": revoked.status.value}
 
 
 @blp.route("/enrol")
