@@ -209,7 +209,7 @@ class OperatorLog:
     errors: list[RowError]
     has_subsidy: bool
     encoding: str
-    skipped: int = 0  # blank, total and adjustment rows
+    skipped: int = 0  # total, adjustment and repeated header rows (blank rows are not counted)
 
 
 class _BadCell(ValueError):

@@ -155,9 +155,10 @@ def test_snapshot_verifies_with_the_key_learnt_at_enrolment(device: Terminal, ri
     assert device.snapshot() == snapshot  # kept, and verified again when read back
 
 
-def test_snapshot_signed_with_another_key_is_refused_and_not_kept(
+def test_a_snapshot_changed_after_it_was_signed_is_refused_and_not_kept(
     device: Terminal, rider: Rider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # (one signed with another key: tests/unit/driver_terminal/test_sync_worker.py)
     genuine = device.client.snapshot()
     forged = {**genuine, "snapshot": {**genuine["snapshot"], "bindings": []}}
     monkeypatch.setattr(device.client, "snapshot", lambda: forged)

@@ -206,8 +206,9 @@ def test_terminal_code_makes_a_one_time_code_that_enrols_the_vehicle(installatio
             )
         ).one()
         assert created.actor == "cli:sysadmin-sato"
-    with installation.factory() as session, session.begin(), pytest.raises(Refused):
+    with installation.factory() as session, session.begin(), pytest.raises(Refused) as used:
         terminals.enrol(session, code=code, public_key_b64=_public_key_b64(), now=datetime.now(UTC))
+    assert used.value.code == "terminal.enrolment_invalid"  # the code works once
     with installation.factory() as session:
         pending = session.scalars(
             select(Terminal).where(

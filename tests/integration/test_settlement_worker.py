@@ -297,7 +297,9 @@ def test_worker_closes_a_month_with_one_draft_statement_per_operator(
     log = tmp_path / "worker.log"
     with running_worker(stack, log) as worker:
         run_id = close_september(stack, factory, municipality_id, log, worker)
-        again = close_september(stack, factory, municipality_id, log, worker)  # a re-run changes nothing
+        first = statement_snapshot(factory)
+        again = close_september(stack, factory, municipality_id, log, worker)
+    assert statement_snapshot(factory) == first  # a re-run changes nothing: same lines, same amounts
     for finished in (run_id, again):
         run = run_status(factory, finished)
         assert (run.status, run.operators_done) == (RunStatus.SUCCEEDED, OPERATORS), log.read_text()[-3000:]

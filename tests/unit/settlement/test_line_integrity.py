@@ -58,6 +58,17 @@ def test_the_close_writes_lines_the_checks_accept(session: Session, closed: tupl
     )
 
 
+def test_the_line_the_refusals_below_start_from_is_accepted(
+    session: Session, closed: tuple[City, Statement]
+) -> None:
+    # The control: each refusal below changes one column of exactly this line.
+    town, statement = closed
+    late = ride(session, town, town.fleets[0], boarded_at=jst(2026, 9, 11))
+    with session.begin_nested():
+        session.execute(insert(StatementLine).values(**line(statement, late)))
+    assert late.id in {kept.ride_id for kept in lines_of(session, statement)}
+
+
 @pytest.mark.parametrize("column", ["ride_id", "statement_id", "program_id", "vehicle_id", "district_id"])
 def test_a_line_naming_a_row_that_does_not_exist_is_refused(
     session: Session, closed: tuple[City, Statement], column: str

@@ -382,10 +382,18 @@ def test_payment_file_leaves_out_a_statement_already_recorded_paid(
     session_factory: sessionmaker[Session],
     clock: FixedClock,
 ) -> None:
+    office.town.mun.remitter = dict(REMITTER)  # a file can be made: only the paid statement keeps it out
+    office.town.fleets[0].operator.branch_code = "451"
+    session.commit()
     closed_september(session_factory, clock)
     sid = statement_id(session, office)
-    for action, who in (("confirm", office.finance), ("approve", office.approver), ("pay", office.finance)):
-        client.post(f"/api/v1/statements/{sid}/{action}", headers=auth(client, who))
+    for action, who in (("confirm", office.finance), ("approve", office.approver)):
+        done = client.post(f"/api/v1/statements/{sid}/{action}", headers=auth(client, who))
+        assert done.status_code == 200, done.get_json()
+    approved = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
+    assert approved.status_code == 200  # approved and not yet paid: it is in the file
+    paid = client.post(f"/api/v1/statements/{sid}/pay", headers=auth(client, office.finance))
+    assert (paid.status_code, paid.get_json()["status"]) == (200, "paid")
     r = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
     assert (r.status_code, r.get_json()["code"]) == (422, "payment_file.nothing_to_pay")
 

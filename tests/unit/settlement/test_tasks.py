@@ -64,6 +64,10 @@ def test_finish_run_task_marks_the_run_succeeded(worker_app: SettlementCelery, s
     run = running_run(session, town.mun.id)
     task: Any = worker_app.tasks["settlement.finish_run"]
     assert task(str(run.id)) == "succeeded"
+    session.expire_all()
+    stored = session.get(SettlementRun, run.id)
+    assert stored is not None
+    assert (stored.status, stored.finished_at is not None) == (RunStatus.SUCCEEDED, True)
 
 
 def test_task_that_fails_for_good_marks_its_run_failed_with_a_reason(
