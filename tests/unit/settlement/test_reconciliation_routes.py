@@ -8,13 +8,14 @@ from datetime import timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from settlement import reconciliation
 from tests import factories as f
 from tests.unit.settlement.factories import City, city, jst, ride
 from tests.unit.settlement.logs import log_csv, statement_of, when
+from voucher_api.db import Base
 from voucher_api.models import AuditEntry, Ride, StaffRole, Statement, StatementLineKind
 
 
@@ -24,6 +25,14 @@ class Month:
     statement: Statement
     rides: list[Ride]
     log: list[list[str]]
+
+
+def row_counts(session: Session) -> dict[str, int]:
+    session.expire_all()
+    return {
+        table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+        for table in Base.metadata.sorted_tables
+    }
 
 
 def url(statement_id: int, query: str = "") -> str:
@@ -103,11 +112,16 @@ def test_a_shift_jis_log_shows_matched_missing_and_extra_rides_with_sums(
 def test_a_reconciliation_is_recorded_in_the_audit_log_and_changes_nothing_else(
     client: FlaskClient, month: Month, session: Session
 ) -> None:
-    client.post(
+    before = row_counts(session)
+    r = client.post(
         url(month.statement.id),
         data=log_csv(month.log),
         headers=auth(client, "keiri", **{"Content-Type": "text/csv"}),
     )
+    assert r.status_code == 200, r.get_json()
+    after = row_counts(session)
+    assert after.pop("audit_entries") == before.pop("audit_entries") + 1  # the reconciliation itself
+    assert after == before
     entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "statement.reconciled")).one()
     assert (entry.entity_id, entry.details["matched"], entry.details["extra"]) == (
         str(month.statement.id),
