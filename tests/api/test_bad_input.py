@@ -29,24 +29,37 @@ def counter_headers(client: FlaskClient, city: City) -> dict[str, str]:
     return {**f.bearer(f.staff_token(client, "madoguchi")), "Idempotency-Key": "bad-input"}
 
 
-BAD_BODIES: list[tuple[str, Any]] = [
-    ("not json", "{resident_id: 1"),
-    ("a list", [1, 2, 3]),
-    ("wrong types", {"resident_id": "one", "program_id": True, "channel": 3}),
-    ("unknown field", {"resident_id": 1, "program_id": 1, "channel": "counter", "is_admin": True}),
-    ("huge number", {"resident_id": 10**30, "program_id": 1, "channel": "counter"}),
-    ("negative number", {"resident_id": -5, "program_id": 1, "channel": "counter"}),
-    ("float id", {"resident_id": 1.5, "program_id": 1, "channel": "counter"}),
-    ("unknown channel", {"resident_id": 1, "program_id": 1, "channel": "fax"}),
-    ("missing fields", {}),
-    ("deep nesting", "[" * 5000 + "]" * 5000),
-    ("null", None),
+ALL_FIELDS = {"resident_id", "program_id", "channel"}
+BAD_BODIES: list[tuple[str, Any, int, set[str]]] = [
+    # what is sent, and the answer: its status and the fields the errors name
+    ("not json", "{resident_id: 1", 400, {"json"}),
+    ("a list", [1, 2, 3], 422, {"_schema"}),
+    ("wrong types", {"resident_id": "one", "program_id": True, "channel": 3}, 422, ALL_FIELDS),
+    (
+        "unknown field",
+        {"resident_id": 1, "program_id": 1, "channel": "counter", "is_admin": True},
+        422,
+        {"is_admin"},
+    ),
+    ("huge number", {"resident_id": 10**30, "program_id": 1, "channel": "counter"}, 422, {"resident_id"}),
+    ("negative number", {"resident_id": -5, "program_id": 1, "channel": "counter"}, 422, {"resident_id"}),
+    ("float id", {"resident_id": 1.5, "program_id": 1, "channel": "counter"}, 422, {"resident_id"}),
+    ("unknown channel", {"resident_id": 1, "program_id": 1, "channel": "fax"}, 422, {"channel"}),
+    ("missing fields", {}, 422, ALL_FIELDS),
+    ("deep nesting", "[" * 5000 + "]" * 5000, 400, set()),
+    ("null", None, 422, ALL_FIELDS),
 ]
 
 
-@pytest.mark.parametrize(("label", "body"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
+@pytest.mark.parametrize(("label", "body", "status", "named"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
 def test_malformed_application_is_a_4xx_problem_and_writes_nothing(
-    client: FlaskClient, session: Session, counter_headers: dict[str, str], label: str, body: Any
+    client: FlaskClient,
+    session: Session,
+    counter_headers: dict[str, str],
+    label: str,
+    body: Any,
+    status: int,
+    named: set[str],
 ) -> None:
     before = counts(session)
     if isinstance(body, str):
@@ -55,9 +68,11 @@ def test_malformed_application_is_a_4xx_problem_and_writes_nothing(
         )
     else:
         r = client.post("/api/v1/applications", json=body, headers=counter_headers)
-    assert 400 <= r.status_code < 500, (label, r.status_code, r.data[:200])
+    assert r.status_code == status, (label, r.status_code, r.data[:200])
     assert r.headers["Content-Type"].startswith("application/problem+json")
-    assert r.get_json()["code"]
+    problem = r.get_json()
+    assert problem["code"] == ("request.malformed" if status == 400 else "validation")
+    assert set(problem.get("errors", {})) == named
     assert counts(session) == before
 
 

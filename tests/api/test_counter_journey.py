@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from tests import factories as f
 from tests.api.conftest import City
-from voucher_api.models import AuditEntry, CardBinding, Entitlement, LedgerEntry
+from voucher_api.models import AuditEntry, CardBinding, Entitlement, LedgerEntry, LedgerKind
 
 
 def sign_in(client: FlaskClient, username: str) -> dict[str, str]:
@@ -66,7 +66,12 @@ def test_counter_binds_card_then_eligible_resident_is_granted(
     assert all(reason["met"] for reason in body["application"]["reasons"])
     assert any("82歳" in reason["ja"] for reason in body["application"]["reasons"])
     assert body["entitlement"]["balance"] == 24
-    assert (session.scalar(select(func.count()).select_from(LedgerEntry)) or 0) >= 1
+    granted = session.execute(
+        select(LedgerEntry.kind, LedgerEntry.amount, LedgerEntry.balance_after).where(
+            LedgerEntry.entitlement_id == body["entitlement"]["id"]
+        )
+    ).all()
+    assert [tuple(row) for row in granted] == [(LedgerKind.GRANT, 24, 24)]
     actions = set(session.scalars(select(AuditEntry.action)))
     assert {"card.bound", "application.decided", "entitlement.granted"} <= actions
 

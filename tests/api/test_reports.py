@@ -199,6 +199,9 @@ def test_roles_that_may_read_the_report(
     session.commit()
     r = get(client, "from=2026-09&to=2026-09", username)
     assert r.status_code == status
+    if status == 200:
+        assert (r.get_json()["from"], r.get_json()["to"]) == ("2026-09", "2026-09")
+        assert r.get_json()["rows"], "the town's September rides are in the report"
     if status == 403:
         assert (r.mimetype, r.get_json()["code"]) == ("application/problem+json", "auth.forbidden")
 

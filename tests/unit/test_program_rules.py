@@ -74,7 +74,7 @@ def test_rules_missing_formula_fields_are_refused_with_field_errors() -> None:
 
 
 def test_unknown_predicate_type_is_refused() -> None:
-    with pytest.raises(Refused):
+    with pytest.raises(Refused) as exc:
         validate_rules(
             {
                 "eligibility": [{"type": "favourite_colour", "years": 3}],
@@ -82,3 +82,5 @@ def test_unknown_predicate_type_is_refused() -> None:
                 "grant": {"unit": "ride", "amount": 10},
             }
         )
+    assert exc.value.code == "program.invalid_rules"
+    assert "eligibility" in exc.value.params["errors"]
