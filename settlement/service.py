@@ -205,6 +205,10 @@ def finish_run(session: Session, *, run_id: int, now: datetime) -> SettlementRun
     return run
 
 
+NOT_SENT = "ワーカーに依頼できませんでした"
+"""The error of a run whose close could not be handed to the broker (API and CLI alike)."""
+
+
 def fail_run(session: Session, *, run_id: int, error: str, now: datetime) -> SettlementRun:
     """Mark an active run failed with a reason a person can read; the period may then be run again.
 

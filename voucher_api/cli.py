@@ -290,7 +290,7 @@ def settle(period: str, municipality_code: str, run_here: bool) -> None:
     except Exception as exc:  # any broker failure: the run must not hold the month's lock (as the API)
         with factory() as session, session.begin():
             settlement_service.fail_run(
-                session, run_id=run_id, error="ワーカーに依頼できませんでした", now=clock.now()
+                session, run_id=run_id, error=settlement_service.NOT_SENT, now=clock.now()
             )
         raise click.ClickException(
             f"{label}の精算をワーカーに依頼できませんでした(ブローカー {type(exc).__name__})。"

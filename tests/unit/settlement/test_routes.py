@@ -340,6 +340,26 @@ def test_month_summary_csv_lists_every_operator_and_a_total(
     assert [row.split(",")[0] for row in rows[1:]] == ["2026/09", "2026/09", "合計"]
 
 
+def approved_september(
+    client: FlaskClient,
+    office: Office,
+    session: Session,
+    session_factory: sessionmaker[Session],
+    clock: FixedClock,
+) -> int:
+    """September closed with the city's account and the operator's branch set, its statement confirmed and
+    approved by two people; returns the statement's id."""
+    office.town.mun.remitter = dict(REMITTER)  # the demo city's account at 山形銀行 尾花沢支店
+    office.town.fleets[0].operator.branch_code = "451"
+    session.commit()
+    closed_september(session_factory, clock)
+    sid = statement_id(session, office)
+    for action, who in (("confirm", office.finance), ("approve", office.approver)):
+        done = client.post(f"/api/v1/statements/{sid}/{action}", headers=auth(client, who))
+        assert done.status_code == 200, done.get_json()
+    return sid
+
+
 def test_payment_file_pays_the_approved_statements_from_the_citys_account(
     client: FlaskClient,
     office: Office,
@@ -347,13 +367,7 @@ def test_payment_file_pays_the_approved_statements_from_the_citys_account(
     session_factory: sessionmaker[Session],
     clock: FixedClock,
 ) -> None:
-    office.town.mun.remitter = dict(REMITTER)  # the demo city's account at 山形銀行 尾花沢支店
-    office.town.fleets[0].operator.branch_code = "451"
-    session.commit()
-    closed_september(session_factory, clock)
-    sid = statement_id(session, office)
-    client.post(f"/api/v1/statements/{sid}/confirm", headers=auth(client, office.finance))
-    client.post(f"/api/v1/statements/{sid}/approve", headers=auth(client, office.approver))
+    approved_september(client, office, session, session_factory, clock)
     r = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
     records = r.data.split(b"\r\n")[:-1]
     assert r.status_code == 200, r.get_json()
@@ -382,14 +396,7 @@ def test_payment_file_leaves_out_a_statement_already_recorded_paid(
     session_factory: sessionmaker[Session],
     clock: FixedClock,
 ) -> None:
-    office.town.mun.remitter = dict(REMITTER)  # a file can be made: only the paid statement keeps it out
-    office.town.fleets[0].operator.branch_code = "451"
-    session.commit()
-    closed_september(session_factory, clock)
-    sid = statement_id(session, office)
-    for action, who in (("confirm", office.finance), ("approve", office.approver)):
-        done = client.post(f"/api/v1/statements/{sid}/{action}", headers=auth(client, who))
-        assert done.status_code == 200, done.get_json()
+    sid = approved_september(client, office, session, session_factory, clock)
     approved = client.get("/api/v1/payment-files/zengin?period=2026-09", headers=auth(client, office.finance))
     assert approved.status_code == 200  # approved and not yet paid: it is in the file
     paid = client.post(f"/api/v1/statements/{sid}/pay", headers=auth(client, office.finance))

@@ -177,9 +177,7 @@ class SettlementRuns(MethodView):
             _tasks().send(CLOSE_PERIOD_TASK, args=[str(run.id)])
         except Exception as exc:  # any broker failure: the run must not hold the period's lock
             log.exception("could not send %s for run %s", CLOSE_PERIOD_TASK, run.id)
-            service.fail_run(
-                session, run_id=run.id, error="ワーカーに依頼できませんでした", now=clock().now()
-            )
+            service.fail_run(session, run_id=run.id, error=service.NOT_SENT, now=clock().now())
             session.commit()
             raise DomainError("unavailable", status=503) from exc
         return run_body(run)
