@@ -407,10 +407,8 @@ def create_kiosk_app(context: KioskContext) -> Flask:
             context.wake_worker()
         return jsonify({"outcome": outcome, "ride": facts_json(facts, lang)})
 
-    @app.get("/api/ride/<int:sequence>")
+    @app.get(f"/api/ride/<int(min=1, max={SEQUENCE_MAX}):sequence>")  # others name no ride: 404
     def ride(sequence: int) -> Any:
-        if _sequence(sequence) == 0:
-            abort(404)
         with context.terminal() as terminal:
             try:
                 return jsonify(facts_json(terminal.facts(sequence), _lang()))
